@@ -1,0 +1,134 @@
+"""β-VAE baseline (Higgins et al. 2017) with the PatchVAE paper's architecture (supplement Tables 1-4).
+
+::
+
+    x ─φ─► f (B, d_e, h, w) ─1×1 conv 64 + BN + ReLU─► (B, 64, h, w) ─h×w convs─► μ, log σ² (B, D)
+    z ~ N(μ, σ²) ─G (h×w deconv to 64, then the pyramid decoder)─► x̂
+
+The bottleneck convolution spans the whole h×w feature map (4×4 at 32×32 input, 8×8 at 64×64),
+so the model has a fixed input size, ``img_size``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from timm.layers import ConvNormAct
+from torch import nn
+
+from .backbones import ResNetTrunk, build_backbone
+from .layers import PyramidDecoder, check_images, sample_gaussian, upcast
+
+__all__ = ["BetaVAE", "BetaVAEOutput", "GaussianEncoder", "bottleneck_size"]
+
+
+class BetaVAEOutput(NamedTuple):
+    """Everything :meth:`BetaVAE.forward` computes, by name."""
+
+    reconstruction: torch.Tensor  #: x̂, (B, C, H, W), in [-1, 1]
+    features: torch.Tensor  #: f = φ(x), (B, d_e, h, w)
+    latent_mean: torch.Tensor  #: μ, (B, D)
+    latent_var: torch.Tensor  #: σ², (B, D)
+    latent_sample: torch.Tensor  #: z, (B, D)
+
+
+def bottleneck_size(img_size: int, backbone: ResNetTrunk) -> int:
+    """Side of φ's output map for ``img_size`` inputs: the kernel of the fixed-size bottleneck convs."""
+    if img_size <= 0 or img_size % backbone.stride:
+        raise ValueError(f"img_size must be a positive multiple of the backbone stride {backbone.stride}, got {img_size}")
+    return img_size // backbone.stride
+
+
+class GaussianEncoder(nn.Module):
+    """Q(z | x) of the β-VAE (supplement Table 1/2, β-VAE column): 888,192 parameters at 32×32×3, D=96."""
+
+    def __init__(self, backbone: ResNetTrunk, latent_dim: int, img_size: int, reduce_width: int = 64) -> None:
+        super().__init__()
+        self.backbone = backbone
+        kernel = bottleneck_size(img_size, backbone)
+        self.reduce = ConvNormAct(backbone.num_features, reduce_width, kernel_size=1)
+        self.mean = nn.Conv2d(reduce_width, latent_dim, kernel)
+        self.logvar = nn.Conv2d(reduce_width, latent_dim, kernel)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> f (B, d_e, h, w), μ (B, D), σ² (B, D)."""
+        f = self.backbone.forward_features(x)
+        h = self.reduce(f)
+        mean = upcast(self.mean(h)).flatten(1)
+        var = upcast(self.logvar(h)).flatten(1).exp()
+        return f, mean, var
+
+
+class BetaVAE(nn.Module):
+    """β-VAE with a ResNet φ encoder and the pyramid decoder (supplement Tables 1-4).
+
+    Args:
+        latent_dim: D, the size of z (96 = N·d_p of the matching PatchVAE).
+        in_chans: image channels.
+        img_size: input side length (32 for CIFAR-100, 64 for Indoor67/Places205, 224 for ImageNet).
+        backbone: φ, ``"resnet9"`` or ``"resnet18"``.
+        reduce_width: channels of the 1×1 reduction before the bottleneck (64).
+        decoder_width: width of the decoder's last hidden layer (64).
+
+    ``forward`` samples z in training mode and uses μ in eval mode (override with ``sample=``).
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 96,
+        in_chans: int = 3,
+        img_size: int = 32,
+        backbone: str = "resnet9",
+        reduce_width: int = 64,
+        decoder_width: int = 64,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.in_chans = in_chans
+        self.img_size = img_size
+        self.check_inputs = True  #: validate every input batch
+        trunk = build_backbone(backbone, in_chans)
+        self.encoder = GaussianEncoder(trunk, latent_dim, img_size, reduce_width)
+        self.decoder = PyramidDecoder(
+            latent_dim,
+            in_chans,
+            stride=trunk.stride,
+            width=decoder_width,
+            bottleneck_size=bottleneck_size(img_size, trunk),
+        )
+
+    @property
+    def backbone(self) -> ResNetTrunk:
+        return self.encoder.backbone
+
+    @property
+    def stride(self) -> int:
+        return self.encoder.backbone.stride
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validated Q(z | x): f, μ, σ²."""
+        if self.check_inputs:
+            check_images(
+                x,
+                in_chans=self.in_chans,
+                stride=self.stride,
+                image_size=(self.img_size, self.img_size),
+                param_dtype=self.decoder.head.weight.dtype,
+            )
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """G: z (B, D) -> x̂ (B, C, img_size, img_size)."""
+        return self.decoder(z.to(self.decoder.head.weight.dtype))
+
+    def forward(self, x: torch.Tensor, *, sample: bool | None = None) -> BetaVAEOutput:
+        f, mean, var = self.encode(x)
+        z = sample_gaussian(mean, var) if (self.training if sample is None else sample) else mean
+        return BetaVAEOutput(reconstruction=self.decode(z), features=f, latent_mean=mean, latent_var=var, latent_sample=z)
+
+    @torch.no_grad()
+    def sample_prior(self, num_samples: int) -> torch.Tensor:
+        """Decode z ~ N(0, I): (num_samples, C, img_size, img_size) in [-1, 1]."""
+        z = torch.randn(num_samples, self.latent_dim, device=self.decoder.head.weight.device)
+        return self.decode(z)

@@ -1,0 +1,173 @@
+"""Adversarial parts of the baselines: the VAE-GAN discriminator and BiGAN (Donahue et al. 2017).
+
+* :class:`Discriminator` (supplement A): "four conv layers, two of which have batchnorm". Used by
+  the '-GAN' rows of paper Table 1 (Larsen et al. 2016 style: real images vs reconstructions).
+* :class:`BiGAN`: encoder E per supplement Table 1/2 (BiGAN column), generator G per Tables 3/4
+  (same as the β-VAE decoder) and a joint discriminator D(x, z). The supplement does not give
+  D(x, z); ours reuses the image discriminator's conv trunk and fuses it with z by an MLP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import NamedTuple
+
+import torch
+from timm.layers import ConvNormAct
+from torch import nn
+
+from .backbones import ResNetTrunk, build_backbone
+from .beta_vae import bottleneck_size
+from .layers import PyramidDecoder, check_images, upcast
+
+__all__ = ["BiGAN", "BiGANEncoder", "BiGANOutput", "Discriminator", "JointDiscriminator"]
+
+
+def _conv_trunk(in_chans: int, width: int, stride: int) -> nn.Sequential:
+    """log2(stride) 4×4/2 convs with LeakyReLU(0.2); all but the first with BN. (B, C, H, W) -> (B, width·stride/2, H/stride, W/stride)."""
+    num_down = int(math.log2(stride))
+    if 2**num_down != stride or num_down < 1:
+        raise ValueError(f"discriminator stride must be a power of two >= 2, got {stride}")
+    layers: OrderedDict[str, nn.Module] = OrderedDict(
+        conv0=nn.Conv2d(in_chans, width, 4, 2, 1, bias=False), act0=nn.LeakyReLU(0.2, inplace=True)
+    )
+    for i in range(1, num_down):
+        layers[f"conv{i}"] = nn.Conv2d(width * 2 ** (i - 1), width * 2**i, 4, 2, 1, bias=False)
+        layers[f"bn{i}"] = nn.BatchNorm2d(width * 2**i)
+        layers[f"act{i}"] = nn.LeakyReLU(0.2, inplace=True)
+    return nn.Sequential(layers)
+
+
+class Discriminator(nn.Module):
+    """Image discriminator of the '-GAN' variants: 3 strided convs (two with BN) + a 1×1 conv to one logit
+    per location, averaged over locations.
+
+    Shapes: (B, C, H, W) with H, W divisible by ``stride`` -> logits (B,).
+    """
+
+    def __init__(self, in_chans: int = 3, width: int = 64, stride: int = 8) -> None:
+        super().__init__()
+        self.in_chans = in_chans
+        self.stride = stride
+        self.features = _conv_trunk(in_chans, width, stride)
+        self.classifier = nn.Conv2d(width * stride // 2, 1, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upcast(self.classifier(self.features(x))).mean(dim=(1, 2, 3))
+
+
+class BiGANEncoder(nn.Module):
+    """E(x) of BiGAN (supplement Table 1/2, BiGAN column): 789,792 parameters at 32×32×3, D=96."""
+
+    def __init__(self, backbone: ResNetTrunk, latent_dim: int, img_size: int, reduce_width: int = 64) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.reduce = ConvNormAct(backbone.num_features, reduce_width, kernel_size=1)
+        self.proj = nn.Conv2d(reduce_width, latent_dim, bottleneck_size(img_size, backbone))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> z (B, D)."""
+        return self.proj(self.reduce(self.backbone.forward_features(x))).flatten(1)
+
+
+class JointDiscriminator(nn.Module):
+    """D(x, z) of BiGAN: image conv trunk (as :class:`Discriminator`) pooled to a vector, z embedded by a
+    linear layer, both concatenated and scored by a 2-layer MLP. (B, C, H, W), (B, D) -> logits (B,)."""
+
+    def __init__(self, in_chans: int, latent_dim: int, width: int = 64, stride: int = 8, hidden: int = 512) -> None:
+        super().__init__()
+        self.features = _conv_trunk(in_chans, width, stride)
+        img_chs = width * stride // 2
+        self.embed_latent = nn.Sequential(nn.Linear(latent_dim, img_chs), nn.LeakyReLU(0.2, inplace=True))
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * img_chs, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        img = self.features(x).mean(dim=(2, 3))
+        joint = torch.cat([img, self.embed_latent(z.to(img.dtype))], dim=1)
+        return upcast(self.classifier(joint)).squeeze(1)
+
+
+class BiGANOutput(NamedTuple):
+    """Everything :meth:`BiGAN.forward` computes, by name."""
+
+    latent: torch.Tensor  #: E(x), (B, D)
+    prior_sample: torch.Tensor  #: z ~ N(0, I), (B, D)
+    generated: torch.Tensor  #: G(z), (B, C, H, W), in [-1, 1]
+    real_logits: torch.Tensor  #: D(x, E(x)), (B,)
+    fake_logits: torch.Tensor  #: D(G(z), z), (B,)
+
+
+class BiGAN(nn.Module):
+    """BiGAN / ALI baseline with the paper's encoder and generator.
+
+    Args:
+        latent_dim: D (96). in_chans: image channels. img_size: input side (32 or 64).
+        backbone: φ of the encoder. reduce_width: 1×1 reduction width (64).
+        decoder_width: generator width (64). disc_width: discriminator width (64).
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 96,
+        in_chans: int = 3,
+        img_size: int = 32,
+        backbone: str = "resnet9",
+        reduce_width: int = 64,
+        decoder_width: int = 64,
+        disc_width: int = 64,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.in_chans = in_chans
+        self.img_size = img_size
+        self.check_inputs = True
+        trunk = build_backbone(backbone, in_chans)
+        self.encoder = BiGANEncoder(trunk, latent_dim, img_size, reduce_width)
+        self.decoder = PyramidDecoder(
+            latent_dim, in_chans, stride=trunk.stride, width=decoder_width,
+            bottleneck_size=bottleneck_size(img_size, trunk),
+        )
+        self.discriminator = JointDiscriminator(in_chans, latent_dim, width=disc_width)
+
+    @property
+    def backbone(self) -> ResNetTrunk:
+        return self.encoder.backbone
+
+    @property
+    def generator(self) -> PyramidDecoder:
+        """G, the same module as ``decoder``."""
+        return self.decoder
+
+    @property
+    def stride(self) -> int:
+        return self.encoder.backbone.stride
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Validated E(x): (B, C, H, W) -> (B, D)."""
+        if self.check_inputs:
+            check_images(
+                x, in_chans=self.in_chans, stride=self.stride,
+                image_size=(self.img_size, self.img_size), param_dtype=self.decoder.head.weight.dtype,
+            )
+        return self.encoder(x)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z): (B, D) -> (B, C, img_size, img_size)."""
+        return self.decoder(z.to(self.decoder.head.weight.dtype))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> BiGANOutput:
+        """Encode real images, generate from ``z`` (default: fresh N(0, I) samples) and score both pairs."""
+        latent = self.encode(x)
+        if z is None:
+            z = torch.randn(x.shape[0], self.latent_dim, device=x.device, dtype=latent.dtype)
+        generated = self.generate(z)
+        return BiGANOutput(
+            latent=latent,
+            prior_sample=z,
+            generated=generated,
+            real_logits=self.discriminator(x, latent),
+            fake_logits=self.discriminator(generated, z),
+        )

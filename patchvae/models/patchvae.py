@@ -1,0 +1,238 @@
+"""PatchVAE (Gupta, Singh, Shrivastava, CVPR 2020): paper §3.2-3.3, Figure 1.
+
+::
+
+    x ─φ─► f ─Q^V (3×3 conv)─► visibility logits (B, N, h, w) ─relaxed Bernoulli(τ)─► ẑ_vis (B, N, h, w)
+             └Q^A (3×3 convs)─► μ, log σ² at every location (B, N, d_p, h, w)
+                                └ averaged over locations, weighted by P(visible) ─► z_app ~ N(μ̄, σ̄²) (B, N, d_p)
+    ẑ = ẑ_app ⊗ ẑ_vis  (B, N·d_p, h, w) ─G─► x̂ (B, C, H, W)
+
+With ResNet-9 φ, h = H/8; with ResNet-18 φ, h = H/32. The same weights work for any input size
+divisible by the stride.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .backbones import ResNetTrunk, build_backbone
+from .layers import PyramidDecoder, check_images, sample_gaussian, upcast
+
+__all__ = [
+    "PatchEncoder",
+    "PatchPosterior",
+    "PatchVAE",
+    "PatchVAEOutput",
+    "assemble_patch_code",
+    "pool_part_appearance",
+    "sample_relaxed_bernoulli",
+]
+
+_VAR_MIN, _VAR_MAX = 1e-7, 1e7  # variance clamp of the reference implementation
+_POOL_EPS = 1e-7
+
+
+class PatchPosterior(NamedTuple):
+    """Parameters of Q^{A,V}(z_p | x) computed by :class:`PatchEncoder`."""
+
+    features: torch.Tensor  #: f = φ(x), (B, d_e, h, w)
+    visibility_logits: torch.Tensor  #: Q^V logits, (B, N, h, w)
+    visibility_probs: torch.Tensor  #: Q^V(z_vis = 1 | x), (B, N, h, w)
+    appearance_mean: torch.Tensor  #: pooled μ of Q^A, (B, N, d_p)
+    appearance_var: torch.Tensor  #: pooled σ² of Q^A, (B, N, d_p)
+
+
+class PatchVAEOutput(NamedTuple):
+    """Everything :meth:`PatchVAE.forward` computes, by name (Figure 1 left to right)."""
+
+    reconstruction: torch.Tensor  #: x̂ = G(ẑ), (B, C, H, W), in [-1, 1]
+    features: torch.Tensor  #: f = φ(x), (B, d_e, h, w)
+    visibility_logits: torch.Tensor  #: (B, N, h, w)
+    visibility_probs: torch.Tensor  #: (B, N, h, w)
+    visibility_sample: torch.Tensor  #: ẑ_vis, (B, N, h, w), relaxed (or hard) Bernoulli sample
+    appearance_mean: torch.Tensor  #: (B, N, d_p)
+    appearance_var: torch.Tensor  #: (B, N, d_p)
+    appearance_sample: torch.Tensor  #: ẑ_app, (B, N, d_p)
+    patch_code: torch.Tensor  #: ẑ, (B, N·d_p, h, w)
+
+
+def pool_part_appearance(
+    mean_map: torch.Tensor, var_map: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pool per-location appearance into one Gaussian per part (paper §3.2 "Constructing z_app").
+
+    Weighted average over the L = h·w locations, weighted by the visibility probability:
+    ``μ̄ = Σ_l w_l μ_l / (Σ_l w_l + ε)`` and ``σ̄² = (Σ_l w_l σ²_l + ε) / (Σ_l w_l + ε)``, ε = 1e-7.
+
+    Args:
+        mean_map, var_map: (B, N, d_p, h, w).
+        weights: (B, N, h, w), the visibility probabilities.
+    Returns:
+        mean, var: (B, N, d_p).
+    """
+    w = weights.unsqueeze(2)
+    total = w.sum(dim=(-2, -1)) + _POOL_EPS
+    mean = (mean_map * w).sum(dim=(-2, -1)) / total
+    var = ((var_map * w).sum(dim=(-2, -1)) + _POOL_EPS) / total
+    return mean, var
+
+
+def sample_relaxed_bernoulli(logits: torch.Tensor, temperature: float, hard: bool = False) -> torch.Tensor:
+    """Reparameterised relaxed-Bernoulli (binary Concrete) sample (Maddison et al. 2017).
+
+    ``y = sigmoid((logits + log u - log(1 - u)) / τ)``, u ~ U(0, 1): the distribution of
+    ``torch.distributions.RelaxedBernoulli(τ, logits=logits)``. P(y > 0.5) = sigmoid(logits) for every
+    τ, and y concentrates on {0, 1} as τ -> 0. With ``hard=True`` the forward value is the hard
+    ``(y > 0.5)`` while the gradient is that of the relaxed sample (straight-through).
+    """
+    if not temperature > 0:
+        raise ValueError(f"relaxed-Bernoulli temperature must be > 0, got {temperature}")
+    u = torch.rand_like(logits).clamp_(torch.finfo(logits.dtype).tiny, 1.0 - torch.finfo(logits.dtype).eps)
+    y = torch.sigmoid((logits + u.log() - torch.log1p(-u)) / temperature)
+    if hard:
+        y = (y > 0.5).to(y.dtype) - y.detach() + y
+    return y
+
+
+def assemble_patch_code(appearance: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+    """ẑ: place each part's appearance wherever it is visible (broadcast product, paper eq. 4-5).
+
+    Args:
+        appearance: (B, N, d_p).
+        visibility: (B, N, h, w).
+    Returns:
+        (B, N·d_p, h, w), channels grouped by part (part i owns channels i·d_p ... i·d_p + d_p - 1).
+    """
+    code = appearance[:, :, :, None, None] * visibility[:, :, None, :, :]
+    return code.flatten(1, 2)
+
+
+class PatchEncoder(nn.Module):
+    """Q^{A,V}(z_p | x): φ followed by the visibility net Q^V and the appearance net Q^A.
+
+    Q^V is one 3×3 conv to N logits; Q^A two 3×3 convs to N·d_p means and log-variances
+    (supplement Table 1, PatchVAE column). 922,896 parameters for ResNet-9, N=16, d_p=6, 3 channels.
+    """
+
+    def __init__(self, backbone: ResNetTrunk, num_parts: int, part_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_parts = num_parts
+        self.part_dim = part_dim
+        chs = backbone.num_features
+        self.visibility = nn.Conv2d(chs, num_parts, 3, 1, 1)  # Q^V
+        self.appearance_mean = nn.Conv2d(chs, num_parts * part_dim, 3, 1, 1)  # Q^A: μ
+        self.appearance_logvar = nn.Conv2d(chs, num_parts * part_dim, 3, 1, 1)  # Q^A: log σ²
+        for conv in (self.visibility, self.appearance_mean, self.appearance_logvar):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> PatchPosterior:
+        """(B, C, H, W) -> :class:`PatchPosterior` (posterior maths in float32 under low-precision autocast)."""
+        f = self.backbone.forward_features(x)
+        parts = (self.num_parts, self.part_dim)
+        logits = upcast(self.visibility(f))
+        mean_map = upcast(self.appearance_mean(f)).unflatten(1, parts)
+        var_map = upcast(self.appearance_logvar(f)).unflatten(1, parts).exp().clamp(_VAR_MIN, _VAR_MAX)
+        probs = torch.sigmoid(logits)
+        # As in the authors' code, the pooling weights are treated as constants: the appearance
+        # branch does not push gradients into Q^V through them.
+        mean, var = pool_part_appearance(mean_map, var_map, probs.detach())
+        return PatchPosterior(f, logits, probs, mean, var)
+
+
+class PatchVAE(nn.Module):
+    """PatchVAE: a VAE with a patch bottleneck of N parts, each with appearance and per-location visibility.
+
+    Args:
+        num_parts: N, the maximum number of parts (16 in the paper; 64 for ImageNet).
+        part_dim: d_p, the appearance dimension of one part (6; 16 for ImageNet).
+        in_chans: image channels.
+        backbone: φ, ``"resnet9"`` (stride 8) or ``"resnet18"`` (stride 32).
+        decoder_width: width of the decoder's last hidden layer (64 in the paper).
+        hard: straight-through hard visibility samples instead of relaxed ones.
+
+    ``forward(x, temperature)`` samples ẑ in training mode and uses the posterior mean (visibility
+    probabilities and appearance means) in eval mode; pass ``sample=True/False`` to override.
+    """
+
+    def __init__(
+        self,
+        num_parts: int = 16,
+        part_dim: int = 6,
+        in_chans: int = 3,
+        backbone: str = "resnet9",
+        decoder_width: int = 64,
+        hard: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_parts < 1 or part_dim < 1:
+            raise ValueError(f"num_parts and part_dim must be >= 1, got {num_parts} and {part_dim}")
+        self.num_parts = num_parts
+        self.part_dim = part_dim
+        self.in_chans = in_chans
+        self.hard = hard
+        self.check_inputs = True  #: validate every input batch (set False in tight loops on trusted data)
+        self.encoder = PatchEncoder(build_backbone(backbone, in_chans), num_parts, part_dim)
+        self.decoder = PyramidDecoder(num_parts * part_dim, in_chans, stride=self.stride, width=decoder_width)
+
+    @property
+    def backbone(self) -> ResNetTrunk:
+        """φ, the feature trunk kept for downstream recognition."""
+        return self.encoder.backbone
+
+    @property
+    def stride(self) -> int:
+        """Input pixels per latent grid cell (8 for ResNet-9, 32 for ResNet-18)."""
+        return self.encoder.backbone.stride
+
+    def encode(self, x: torch.Tensor) -> PatchPosterior:
+        """Validated Q^{A,V}(z_p | x) for a batch (B, C, H, W)."""
+        if self.check_inputs:
+            check_images(x, in_chans=self.in_chans, stride=self.stride, param_dtype=self.decoder.head.weight.dtype)
+        return self.encoder(x)
+
+    def decode(self, patch_code: torch.Tensor) -> torch.Tensor:
+        """G: ẑ (B, N·d_p, h, w) -> x̂ (B, C, h·stride, w·stride)."""
+        return self.decoder(patch_code)
+
+    def forward(
+        self, x: torch.Tensor, temperature: float = 1.0, *, sample: bool | None = None
+    ) -> PatchVAEOutput:
+        post = self.encode(x)
+        if self.training if sample is None else sample:
+            z_vis = sample_relaxed_bernoulli(post.visibility_logits, temperature, hard=self.hard)
+            z_app = sample_gaussian(post.appearance_mean, post.appearance_var)
+        else:
+            probs = post.visibility_probs
+            z_vis = (probs > 0.5).to(probs.dtype) if self.hard else probs
+            z_app = post.appearance_mean
+        code = assemble_patch_code(z_app, z_vis)
+        return PatchVAEOutput(
+            reconstruction=self.decode(code.to(self.decoder.head.weight.dtype)),
+            features=post.features,
+            visibility_logits=post.visibility_logits,
+            visibility_probs=post.visibility_probs,
+            visibility_sample=z_vis,
+            appearance_mean=post.appearance_mean,
+            appearance_var=post.appearance_var,
+            appearance_sample=z_app,
+            patch_code=code,
+        )
+
+    @torch.no_grad()
+    def sample_prior(
+        self, num_samples: int, grid_size: tuple[int, int] = (4, 4), visibility_prior: float | None = None
+    ) -> torch.Tensor:
+        """Decode ẑ drawn from the prior: z_app ~ N(0, I), z_vis ~ Bern(prior) (default 1/N).
+
+        Returns images (num_samples, C, grid_h·stride, grid_w·stride) in [-1, 1].
+        """
+        prior = 1.0 / self.num_parts if visibility_prior is None else visibility_prior
+        param = self.decoder.head.weight
+        z_app = torch.randn(num_samples, self.num_parts, self.part_dim, device=param.device)
+        z_vis = torch.bernoulli(torch.full((num_samples, self.num_parts, *grid_size), prior, device=param.device))
+        return self.decode(assemble_patch_code(z_app, z_vis).to(param.dtype))

@@ -1,0 +1,37 @@
+"""Shared fixtures. Data tests skip locally without Fashion-MNIST but fail in CI (CI installs it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist():
+    from patchvae.data import find_fashion_mnist, load_fashion_mnist
+
+    if find_fashion_mnist() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Fashion-MNIST is missing in CI: .ci/run must 'apt-get install dataset-fashion-mnist'")
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    return load_fashion_mnist(train=True)
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_test():
+    from patchvae.data import find_fashion_mnist, load_fashion_mnist
+
+    if find_fashion_mnist() is None:
+        pytest.skip("Fashion-MNIST not installed")
+    return load_fashion_mnist(train=False)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
