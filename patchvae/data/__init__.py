@@ -1,6 +1,6 @@
 """Datasets and preprocessing: in-memory uint8 datasets with batched augmentation, torchvision transforms."""
 
-from .config import CIFAR, FASHION_MNIST, IMAGENET_NORMALIZATION, MINUS_ONE_TO_ONE, DataConfig
+from .config import CIFAR, FASHION_MNIST, IMAGENET, IMAGENET_NORMALIZATION, MINUS_ONE_TO_ONE, SCENES_64, DataConfig
 from .fashion_mnist import find_fashion_mnist, load_fashion_mnist
 from .memory import BatchLoader, BatchPreprocess, ImageTensorDataset, fit_to_size, match_channels
 from .transforms import create_transform, resolve_data_config
@@ -8,8 +8,10 @@ from .transforms import create_transform, resolve_data_config
 __all__ = [
     "CIFAR",
     "FASHION_MNIST",
+    "IMAGENET",
     "IMAGENET_NORMALIZATION",
     "MINUS_ONE_TO_ONE",
+    "SCENES_64",
     "BatchLoader",
     "BatchPreprocess",
     "DataConfig",

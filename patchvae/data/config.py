@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["DataConfig", "FASHION_MNIST", "CIFAR", "IMAGENET_NORMALIZATION", "MINUS_ONE_TO_ONE"]
+__all__ = ["CIFAR", "FASHION_MNIST", "IMAGENET", "IMAGENET_NORMALIZATION", "MINUS_ONE_TO_ONE", "SCENES_64", "DataConfig"]
 
 #: mean/std mapping [0, 1] pixels to [-1, 1], the range of the decoders' tanh output.
 MINUS_ONE_TO_ONE = (0.5, 0.5)
@@ -81,3 +81,7 @@ class DataConfig:
 
 FASHION_MNIST = DataConfig((1, 32, 32), (0.5,), (0.5,), resize_mode="pad")
 CIFAR = DataConfig((3, 32, 32), *IMAGENET_NORMALIZATION)
+#: Indoor67 / Places205 at 64×64: resize + centre crop, flips in training (the authors' train transform).
+SCENES_64 = DataConfig((3, 64, 64), *IMAGENET_NORMALIZATION, hflip=True)
+#: ImageNet at 224×224 (paper Table 2).
+IMAGENET = DataConfig((3, 224, 224), *IMAGENET_NORMALIZATION, hflip=True)

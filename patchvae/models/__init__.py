@@ -1,5 +1,16 @@
-"""The model zoo: PatchVAE, β-VAE, BiGAN, the VAE-GAN discriminator and the Table 5 classifier."""
+"""The model zoo: PatchVAE, β-VAE, BiGAN, the VAE-GAN discriminator and the Table 5 classifier.
 
+    import patchvae
+    model = patchvae.models.create("patchvae_resnet9", pretrained=True)
+    phi = patchvae.models.create_backbone("patchvae_resnet9", pretrained=True)
+    patchvae.models.list_models(), patchvae.models.list_pretrained()
+"""
+
+from ._builder import create, create_backbone, from_pretrained
+from ._export import save_pretrained
+from ._pretrained import PretrainedCfg
+from ._registry import get_pretrained_cfg, is_model, list_models, list_pretrained, register_model
+from ._weights import WeightsError
 from .backbones import BACKBONES, ResNetTrunk, build_backbone
 from .beta_vae import BetaVAE, BetaVAEOutput, GaussianEncoder
 from .classifier import FREEZE_PRESETS, Classifier
@@ -23,7 +34,18 @@ __all__ = [
     "PatchPosterior",
     "PatchVAE",
     "PatchVAEOutput",
+    "PretrainedCfg",
     "PyramidDecoder",
     "ResNetTrunk",
+    "WeightsError",
     "build_backbone",
+    "create",
+    "create_backbone",
+    "from_pretrained",
+    "get_pretrained_cfg",
+    "is_model",
+    "list_models",
+    "list_pretrained",
+    "register_model",
+    "save_pretrained",
 ]

@@ -11,12 +11,16 @@ so the model has a fixed input size, ``img_size``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
+from ..data.config import CIFAR, IMAGENET, SCENES_64
+from ._builder import build_model_with_cfg
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .layers import PyramidDecoder, check_images, sample_gaussian, upcast
 
@@ -132,3 +136,40 @@ class BetaVAE(nn.Module):
         """Decode z ~ N(0, I): (num_samples, C, img_size, img_size) in [-1, 1]."""
         z = torch.randn(num_samples, self.latent_dim, device=self.decoder.head.weight.device)
         return self.decode(z)
+
+
+# --------------------------------------------------------------------------- zoo entrypoints
+def _create_beta_vae(variant: str, pretrained: bool = False, **kwargs: Any) -> BetaVAE:
+    return build_model_with_cfg(BetaVAE, variant, pretrained, **kwargs)
+
+
+def _cfg(**kwargs: Any) -> PretrainedCfg:
+    return PretrainedCfg(input_convs=("encoder.backbone.conv1",), output_convs=("decoder.head",), **kwargs)
+
+
+default_cfgs: dict[str, PretrainedCfg] = {
+    "beta_vae_resnet9_32": _cfg(data_config=CIFAR, description="β-VAE, ResNet-9 φ, 32×32 (supplement Tables 1, 3)"),
+    "beta_vae_resnet9_64": _cfg(data_config=SCENES_64, description="β-VAE, ResNet-9 φ, 64×64 (supplement Tables 2, 4)"),
+    "beta_vae_resnet18_224": _cfg(data_config=IMAGENET, description="β-VAE, ResNet-18 φ, 224×224 (paper Table 2)"),
+}
+
+
+@register_model
+def beta_vae_resnet9_32(pretrained: bool = False, **kwargs: Any) -> BetaVAE:
+    """β-VAE for 32×32 images: ResNet-9 φ, 4×4 bottleneck convs, D=96 (supplement Tables 1 and 3)."""
+    defaults = {"latent_dim": 96, "img_size": 32, "backbone": "resnet9"}
+    return _create_beta_vae("beta_vae_resnet9_32", pretrained, model_defaults=defaults, **kwargs)
+
+
+@register_model
+def beta_vae_resnet9_64(pretrained: bool = False, **kwargs: Any) -> BetaVAE:
+    """β-VAE for 64×64 images: ResNet-9 φ, 8×8 bottleneck convs, D=96 (supplement Tables 2 and 4)."""
+    defaults = {"latent_dim": 96, "img_size": 64, "backbone": "resnet9"}
+    return _create_beta_vae("beta_vae_resnet9_64", pretrained, model_defaults=defaults, **kwargs)
+
+
+@register_model
+def beta_vae_resnet18_224(pretrained: bool = False, **kwargs: Any) -> BetaVAE:
+    """β-VAE for ImageNet: ResNet-18 φ, 7×7 bottleneck convs, D=1024 = N·d_p of patchvae_resnet18 (paper Table 2)."""
+    defaults = {"latent_dim": 1024, "img_size": 224, "backbone": "resnet18"}
+    return _create_beta_vae("beta_vae_resnet18_224", pretrained, model_defaults=defaults, **kwargs)

@@ -17,10 +17,15 @@ Freezing works at block granularity, so any ``freeze=k`` (e.g. 2: stem + ``layer
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..data.config import CIFAR, IMAGENET, SCENES_64
+from ._builder import build_model_with_cfg
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .beta_vae import bottleneck_size
 from .layers import check_images
@@ -140,3 +145,42 @@ class Classifier(nn.Module):
         for module in self.frozen_modules():
             module.eval()
         return self
+
+
+# --------------------------------------------------------------------------- zoo entrypoints
+def _create_classifier(variant: str, pretrained: bool, defaults: dict[str, Any], **kwargs: Any) -> Classifier:
+    if kwargs.get("num_classes") is not None and not pretrained and kwargs.get("checkpoint_path") is None:
+        defaults = {**defaults, "num_classes": kwargs["num_classes"]}  # a fresh model: build the head at that size
+    return build_model_with_cfg(Classifier, variant, pretrained, model_defaults=defaults, **kwargs)
+
+
+def _cfg(**kwargs: Any) -> PretrainedCfg:
+    return PretrainedCfg(input_convs=("backbone.conv1",), **kwargs)
+
+
+default_cfgs: dict[str, PretrainedCfg] = {
+    "classifier_resnet9_32": _cfg(data_config=CIFAR, description="Supplement Table 5 classifier, 32×32 (CIFAR-100)"),
+    "classifier_resnet9_64": _cfg(data_config=SCENES_64, description="Supplement Table 5 classifier, 64×64 (Indoor67/Places205)"),
+    "classifier_resnet18_224": _cfg(data_config=IMAGENET, description="ResNet-18 φ + FC 512 + FC classes (paper Table 2)"),
+}
+
+
+@register_model
+def classifier_resnet9_32(pretrained: bool = False, **kwargs: Any) -> Classifier:
+    """Supplement Table 5 classifier for 32×32 images (1,783,460 parameters with 100 classes)."""
+    defaults = {"num_classes": 100, "img_size": 32, "backbone": "resnet9"}
+    return _create_classifier("classifier_resnet9_32", pretrained, defaults, **kwargs)
+
+
+@register_model
+def classifier_resnet9_64(pretrained: bool = False, **kwargs: Any) -> Classifier:
+    """Supplement Table 5 classifier for 64×64 images (4,912,259 parameters with 67 classes)."""
+    defaults = {"num_classes": 67, "img_size": 64, "backbone": "resnet9"}
+    return _create_classifier("classifier_resnet9_64", pretrained, defaults, **kwargs)
+
+
+@register_model
+def classifier_resnet18_224(pretrained: bool = False, **kwargs: Any) -> Classifier:
+    """ResNet-18 φ + FC 512 + FC classes for 224×224 ImageNet (paper Table 2 protocol)."""
+    defaults = {"num_classes": 1000, "img_size": 224, "backbone": "resnet18"}
+    return _create_classifier("classifier_resnet18_224", pretrained, defaults, **kwargs)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
+from ..data.config import CIFAR, SCENES_64
+from ._builder import build_model_with_cfg
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .beta_vae import bottleneck_size
 from .layers import PyramidDecoder, check_images, upcast
@@ -171,3 +175,39 @@ class BiGAN(nn.Module):
             real_logits=self.discriminator(x, latent),
             fake_logits=self.discriminator(generated, z),
         )
+
+
+# --------------------------------------------------------------------------- zoo entrypoints
+def _cfg(**kwargs: Any) -> PretrainedCfg:
+    return PretrainedCfg(
+        input_convs=("encoder.backbone.conv1", "discriminator.features.conv0"), output_convs=("decoder.head",), **kwargs
+    )
+
+
+default_cfgs: dict[str, PretrainedCfg] = {
+    "bigan_resnet9_32": _cfg(data_config=CIFAR, description="BiGAN, ResNet-9 φ encoder, 32×32 (supplement Tables 1, 3)"),
+    "bigan_resnet9_64": _cfg(data_config=SCENES_64, description="BiGAN, ResNet-9 φ encoder, 64×64 (supplement Tables 2, 4)"),
+    "vaegan_discriminator": PretrainedCfg(
+        input_convs=("features.conv0",), data_config=CIFAR, description="VAE-GAN discriminator (supplement A)"
+    ),
+}
+
+
+@register_model
+def bigan_resnet9_32(pretrained: bool = False, **kwargs: Any) -> BiGAN:
+    """BiGAN for 32×32 images: ResNet-9 φ encoder (789,792 parameters), pyramid generator, joint D(x, z)."""
+    defaults = {"latent_dim": 96, "img_size": 32, "backbone": "resnet9"}
+    return build_model_with_cfg(BiGAN, "bigan_resnet9_32", pretrained, model_defaults=defaults, **kwargs)
+
+
+@register_model
+def bigan_resnet9_64(pretrained: bool = False, **kwargs: Any) -> BiGAN:
+    """BiGAN for 64×64 images: ResNet-9 φ encoder (1,084,704 parameters), pyramid generator, joint D(x, z)."""
+    defaults = {"latent_dim": 96, "img_size": 64, "backbone": "resnet9"}
+    return build_model_with_cfg(BiGAN, "bigan_resnet9_64", pretrained, model_defaults=defaults, **kwargs)
+
+
+@register_model
+def vaegan_discriminator(pretrained: bool = False, **kwargs: Any) -> Discriminator:
+    """Image discriminator of the '-GAN' variants (supplement A): four convs, two with batchnorm."""
+    return build_model_with_cfg(Discriminator, "vaegan_discriminator", pretrained, **kwargs)

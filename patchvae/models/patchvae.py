@@ -13,11 +13,15 @@ divisible by the stride.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from ..data.config import CIFAR, IMAGENET
+from ._builder import build_model_with_cfg
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .layers import PyramidDecoder, check_images, sample_gaussian, upcast
 
@@ -236,3 +240,32 @@ class PatchVAE(nn.Module):
         z_app = torch.randn(num_samples, self.num_parts, self.part_dim, device=param.device)
         z_vis = torch.bernoulli(torch.full((num_samples, self.num_parts, *grid_size), prior, device=param.device))
         return self.decode(assemble_patch_code(z_app, z_vis).to(param.dtype))
+
+
+# --------------------------------------------------------------------------- zoo entrypoints
+def _create_patchvae(variant: str, pretrained: bool = False, **kwargs: Any) -> PatchVAE:
+    return build_model_with_cfg(PatchVAE, variant, pretrained, **kwargs)
+
+
+def _cfg(**kwargs: Any) -> PretrainedCfg:
+    return PretrainedCfg(input_convs=("encoder.backbone.conv1",), output_convs=("decoder.head",), **kwargs)
+
+
+default_cfgs: dict[str, PretrainedCfg] = {
+    "patchvae_resnet9": _cfg(data_config=CIFAR, description="PatchVAE, ResNet-9 φ, N=16, d_p=6 (paper Table 1)"),
+    "patchvae_resnet18": _cfg(data_config=IMAGENET, description="PatchVAE, ResNet-18 φ, N=64, d_p=16 (paper Table 2)"),
+}
+
+
+@register_model
+def patchvae_resnet9(pretrained: bool = False, **kwargs: Any) -> PatchVAE:
+    """PatchVAE with a ResNet-9 φ (stride 8), N=16 parts with d_p=6 (paper Table 1, supplement Tables 1-4)."""
+    defaults = {"num_parts": 16, "part_dim": 6, "backbone": "resnet9"}
+    return _create_patchvae("patchvae_resnet9", pretrained, model_defaults=defaults, **kwargs)
+
+
+@register_model
+def patchvae_resnet18(pretrained: bool = False, **kwargs: Any) -> PatchVAE:
+    """PatchVAE with a ResNet-18 φ (stride 32), N=64 parts with d_p=16 (paper Table 2, ImageNet)."""
+    defaults = {"num_parts": 64, "part_dim": 16, "backbone": "resnet18"}
+    return _create_patchvae("patchvae_resnet18", pretrained, model_defaults=defaults, **kwargs)

@@ -1,0 +1,65 @@
+"""PretrainedCfg: one set of published weights, or an architecture's defaults when it has none."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..data.config import DataConfig
+
+__all__ = ["PretrainedCfg"]
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Where a set of weights lives, what the model needs to use it, how it was made and how it scores.
+
+    Resolution order of the weights for ``pretrained=True``: an explicit ``checkpoint_path``; the
+    packaged ``file`` (relative to the ``weights/`` folder shipped in the wheel); the Hugging Face
+    Hub repo ``hf_hub_id`` at the pinned ``hf_revision``.
+    """
+
+    architecture: str = ""
+    tag: str = ""
+    # where the weights are
+    file: str | None = None
+    sha256: str | None = None
+    hf_hub_id: str | None = None
+    hf_revision: str | None = None
+    # what the model needs
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    data_config: DataConfig | None = None
+    input_convs: tuple[str, ...] = ()  #: convs reading images, adapted when ``in_chans`` differs from the weights
+    output_convs: tuple[str, ...] = ()  #: (transposed) convs writing images, adapted likewise
+    num_classes: int | None = None
+    # provenance and results
+    dataset: str | None = None
+    recipe: str | None = None
+    command: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    num_params: int | None = None
+    license: str = "mit"
+    description: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.architecture}.{self.tag}" if self.tag else self.architecture
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.file or self.hf_hub_id)
+
+    def replace(self, **changes: Any) -> PretrainedCfg:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (what goes into a published ``config.json``)."""
+        out = asdict(self)
+        out["data_config"] = self.data_config.to_dict() if self.data_config is not None else None
+        out["model_args"] = dict(self.model_args)
+        out["metrics"] = dict(self.metrics)
+        out["notes"] = list(self.notes)
+        out["input_convs"], out["output_convs"] = list(self.input_convs), list(self.output_convs)
+        return out

@@ -1,0 +1,126 @@
+"""Reading weight files safely and loading them strictly.
+
+Published weights are safetensors files checked against their sha256. A state dict is validated
+against the model (every key present, no extra key, every shape equal) *before* anything is copied,
+so a bad file never leaves a half-loaded model behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "WeightsError",
+    "adapt_in_chans",
+    "check_state_dict",
+    "load_state_dict_strict",
+    "read_safetensors",
+    "sha256sum",
+    "verify_sha256",
+]
+
+log = logging.getLogger(__name__)
+
+
+class WeightsError(RuntimeError):
+    """A weight file is damaged, not the expected one, or does not fit the model. The message names the file and the fix."""
+
+
+def sha256sum(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike, expected: str) -> None:
+    actual = sha256sum(path)
+    if actual != expected.lower():
+        raise WeightsError(
+            f"sha256 of {path} is {actual}, expected {expected}: the file is damaged or not the published "
+            "weights. Delete it and download it again (or pass the right file as checkpoint_path)."
+        )
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file, on CPU. Damaged/truncated files raise :class:`WeightsError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(os.fspath(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(
+            f"cannot read {path} as safetensors ({err}). The file is truncated or damaged: delete it and "
+            "download it again, or re-export it with patchvae.models.save_pretrained(...)."
+        ) from err
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Raise :class:`WeightsError` unless ``state`` has exactly the model's keys with the same shapes."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatches", mismatched)):
+            if items:
+                parts.append(f"{len(items)} {label} (e.g. {', '.join(items[:3])})")
+        raise WeightsError(
+            f"{source} does not fit {type(model).__name__}: {'; '.join(parts)}. These are weights of another "
+            "architecture or configuration: check the model name and its arguments (config.json of the "
+            "weights lists both), or load them with the architecture they were saved from."
+        )
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Validate, then load ``state`` into ``model`` (all or nothing)."""
+    check_state_dict(model, state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def adapt_in_chans(
+    state: dict[str, torch.Tensor], in_chans: int, input_convs: tuple[str, ...], output_convs: tuple[str, ...] = ()
+) -> dict[str, torch.Tensor]:
+    """Adapt weights saved for another number of image channels (1-channel weights used at 3 and back).
+
+    Input convs use timm's ``adapt_input_conv`` (1 -> 3 repeats and rescales, so an RGB image with
+    equal channels gives the same activations; 3 -> 1 sums). A decoder's image-output transposed
+    conv, weight (in, out, k, k), repeats its single output channel, or averages 3 into 1.
+    """
+    from timm.models._manipulate import adapt_input_conv
+
+    state = dict(state)
+    for name in input_convs:
+        key = f"{name}.weight"
+        if key in state and state[key].shape[1] != in_chans:
+            log.info("adapting %s from %d to %d input channels", key, state[key].shape[1], in_chans)
+            state[key] = adapt_input_conv(in_chans, state[key], base_chans=state[key].shape[1])
+    for name in output_convs:
+        key = f"{name}.weight"
+        if key not in state or state[key].shape[1] == in_chans:
+            continue
+        weight, have = state[key], state[key].shape[1]
+        if have == 1:
+            state[key] = weight.repeat(1, in_chans, 1, 1)
+        elif in_chans == 1:
+            state[key] = weight.mean(1, keepdim=True)
+        else:
+            raise WeightsError(f"cannot adapt {key} from {have} to {in_chans} output channels (only 1 <-> N)")
+        if f"{name}.bias" in state:
+            bias = state[f"{name}.bias"]
+            state[f"{name}.bias"] = bias.repeat(in_chans) if have == 1 else bias.mean(0, keepdim=True)
+    return state
