@@ -32,9 +32,11 @@ __all__ = [
     "bernoulli_kl",
     "bigan_encoder_generator_loss",
     "discriminator_loss",
+    "fake_loss",
     "gaussian_kl",
     "generator_loss",
     "laplacian_weights",
+    "real_loss",
     "reconstruction_loss",
 ]
 
@@ -167,22 +169,32 @@ class AdversarialLoss(NamedTuple):
     fake: torch.Tensor  #: BCE(D(fake), 0)
 
 
+def real_loss(logits: torch.Tensor) -> torch.Tensor:
+    """BCE(logits, 1): the loss of scoring samples as real. Logits (B,)."""
+    logits = logits.float()
+    return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+
+def fake_loss(logits: torch.Tensor) -> torch.Tensor:
+    """BCE(logits, 0): the loss of scoring samples as generated. Logits (B,)."""
+    logits = logits.float()
+    return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+
+
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> AdversarialLoss:
     """Discriminator BCE: real pairs/images labelled 1, generated ones 0. Logits (B,)."""
-    real = F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float32))
-    fake = F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float32))
+    real, fake = real_loss(real_logits), fake_loss(fake_logits)
     return AdversarialLoss(real + fake, real, fake)
 
 
 def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating generator loss BCE(D(fake), 1) (the authors' VAE-GAN generator step)."""
-    return F.binary_cross_entropy_with_logits(fake_logits.float(), torch.ones_like(fake_logits, dtype=torch.float32))
+    return real_loss(fake_logits)
 
 
 def bigan_encoder_generator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> AdversarialLoss:
     """BiGAN loss of E and G with flipped labels: BCE(D(x, E(x)), 0) + BCE(D(G(z), z), 1)."""
-    real = F.binary_cross_entropy_with_logits(real_logits.float(), torch.zeros_like(real_logits, dtype=torch.float32))
-    fake = generator_loss(fake_logits)
+    real, fake = fake_loss(real_logits), real_loss(fake_logits)
     return AdversarialLoss(real + fake, real, fake)
 
 

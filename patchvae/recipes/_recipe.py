@@ -1,0 +1,150 @@
+"""The Recipe dataclass: everything needed to reproduce one unsupervised training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Recipe", "parse_overrides"]
+
+Family = Literal["vae", "vae_gan", "bigan"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One unsupervised training run of the paper (or of its Fashion-MNIST analogue).
+
+    Optimisation defaults are the paper's (§4 "Training details"): Adam, lr 1e-4, batch 128; Adam
+    betas (0.5, 0.999) as in the authors' ``run.py`` (the paper does not state them). The
+    relaxed-Bernoulli temperature starts at 1.0 and anneals at 3e-5 per step to a floor of 0.1
+    (see :class:`patchvae.losses.TemperatureSchedule`).
+    """
+
+    name: str
+    description: str
+    family: Family  #: "vae" (β-VAE or PatchVAE), "vae_gan" (+ image discriminator), "bigan"
+    model: str  #: registry architecture, e.g. "patchvae_resnet9"
+    dataset: str  #: "fashion_mnist", "cifar100", "indoor67", "places205", "imagenet", "imagefolder"
+    epochs: int
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    objective: Literal["patchvae", "beta_vae", "bigan"] = "patchvae"
+    objective_args: Mapping[str, Any] = field(default_factory=dict)  #: e.g. beta_vis, weighted (L_w)
+    split: str = "train"  #: dataset split used for unsupervised training
+    image_size: int = 32
+    batch_size: int = 128  #: global batch (split across DDP processes)
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    gan_weight: float = 1.0  #: weight of the generator's adversarial term ('-GAN' variants)
+    disc_lr: float = 1e-4
+    temperature_start: float = 1.0
+    temperature_anneal_rate: float = 3e-5
+    temperature_floor: float = 0.1
+    temperature_mode: Literal["reference", "exponential"] = "reference"
+    seed: int = 0
+    amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  #: autocast dtype ("auto": bf16 where the hardware has it)
+    channels_last: bool = True
+    paper_ref: str = ""  #: where the run comes from, e.g. "Table 1, PatchVAE + L_w, CIFAR100"
+    finetune_protocol: str = ""  #: evaluation protocol preset (patchvae.evaluation) matching the dataset
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.family not in ("vae", "vae_gan", "bigan"):
+            raise ValueError(f"{self.name}: family must be 'vae', 'vae_gan' or 'bigan', got {self.family!r}")
+        if (self.family == "bigan") != (self.objective == "bigan"):
+            raise ValueError(f"{self.name}: the 'bigan' family goes with the 'bigan' objective")
+        for attr in ("epochs", "batch_size", "image_size"):
+            if getattr(self, attr) < 1:
+                raise ValueError(f"{self.name}: {attr} must be >= 1, got {getattr(self, attr)}")
+        if not self.lr > 0:
+            raise ValueError(f"{self.name}: lr must be > 0, got {self.lr}")
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model_args"], d["objective_args"] = dict(self.model_args), dict(self.objective_args)
+        d["betas"], d["notes"] = list(self.betas), list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Recipe:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown recipe fields {sorted(unknown)}")
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        if "notes" in d:
+            d["notes"] = tuple(d["notes"])
+        return cls(**d)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | Sequence[str]) -> Recipe:
+        """A copy with fields changed: ``{"epochs": 2}``, or ``["epochs=2", "objective_args.beta_vis=5"]``."""
+        if not isinstance(overrides, Mapping):
+            overrides = parse_overrides(overrides)
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            top, _, sub = key.partition(".")
+            if top in ("model_args", "objective_args") and sub:
+                merged = dict(changes.get(top, getattr(self, top)))
+                merged[sub] = value
+                changes[top] = merged
+            else:
+                changes[top] = _coerce(self, top, value)
+        return self.replace(**changes)
+
+
+def _coerce(recipe: Recipe, name: str, value: Any) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(Recipe)}
+    if name not in fields:
+        raise ValueError(f"unknown recipe field {name!r}; fields: {sorted(fields)}")
+    if not isinstance(value, str):
+        return value
+    hint = typing.get_type_hints(Recipe)[name]
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name} expects true/false, got {value!r}")
+    if hint in (int, float):
+        return hint(value)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ValueError(f"{name} must be one of {typing.get_args(hint)}, got {value!r}")
+        return value
+    if origin in (tuple, Mapping, dict, types.UnionType) or hint is not str:
+        return _json_value(value)
+    return value
+
+
+def _json_value(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["epochs=2", "objective_args.beta_vis=5"]`` -> ``{"epochs": "2", "objective_args.beta_vis": 5}``.
+
+    Values of top-level fields stay strings (converted with the field's type); values inside
+    ``model_args``/``objective_args`` are parsed as JSON when possible (numbers, true/false, lists).
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} must look like key=value (e.g. epochs=20 or objective_args.beta_vis=5)")
+        out[key.strip()] = _json_value(value) if "." in key else value
+    return out

@@ -1,0 +1,10 @@
+"""Training: one loop for every family (VAE, VAE-GAN, BiGAN) with checkpoints, resume, logs and DDP.
+
+    from patchvae.recipes import get_recipe
+    from patchvae.training import train
+    train(get_recipe("fmnist_patchvae"), "runs/fmnist_patchvae")
+"""
+
+from .trainer import TrainingDivergedError, TrainResult, resolve_amp, resolve_device, train
+
+__all__ = ["TrainResult", "TrainingDivergedError", "resolve_amp", "resolve_device", "train"]

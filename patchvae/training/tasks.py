@@ -1,0 +1,247 @@
+"""One optimisation step per model family: VAE (β-VAE, PatchVAE), VAE-GAN, BiGAN.
+
+Each task owns its optimisers and (DDP-wrapped) modules and returns its loss parts by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.config import DataConfig
+from ..losses import (
+    BetaVAEObjective,
+    PatchVAEObjective,
+    TemperatureSchedule,
+    bigan_encoder_generator_loss,
+    fake_loss,
+    generator_loss,
+    real_loss,
+    reconstruction_loss,
+)
+from ..models import BiGAN, Discriminator, PatchVAE
+from ..recipes import Recipe
+from .distributed import World, wrap_ddp
+from .images import save_reconstructions, save_samples, save_visibility_maps
+
+__all__ = ["BiGANTask", "Task", "VAETask", "make_task"]
+
+Parts = dict[str, torch.Tensor]
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+@contextlib.contextmanager
+def _frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """The plain module with gradients off: used to backpropagate *through* a discriminator into G."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class Task:
+    """Common plumbing: autocast, fp16 grad scaling, the temperature schedule, checkpointed modules."""
+
+    def __init__(self, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None) -> None:
+        self.recipe = recipe
+        self.device = device
+        self.world = world
+        self.amp_dtype = amp_dtype
+        self.schedule = TemperatureSchedule(
+            recipe.temperature_start, recipe.temperature_anneal_rate, recipe.temperature_floor, recipe.temperature_mode
+        )
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._scalers: dict[str, torch.amp.GradScaler] = {}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _adam(self, name: str, params: Iterator[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        opt = torch.optim.Adam(params, lr=lr, betas=tuple(self.recipe.betas), weight_decay=self.recipe.weight_decay)
+        self.optimizers[name] = opt
+        self._scalers[name] = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        return opt
+
+    def _backward(self, name: str, loss: torch.Tensor) -> None:
+        self._scalers[name].scale(loss).backward()
+
+    def _step(self, name: str) -> None:
+        self._scalers[name].step(self.optimizers[name])
+        self._scalers[name].update()
+
+    def _zero(self, name: str) -> None:
+        self.optimizers[name].zero_grad(set_to_none=True)
+
+    def train(self, mode: bool = True) -> None:
+        for module in self.modules.values():
+            module.train(mode)
+
+    # overridden by the families
+    def train_step(self, x: torch.Tensor, step: int) -> Parts:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def eval_step(self, x: torch.Tensor, step: int) -> Parts:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class VAETask(Task):
+    """β-VAE / PatchVAE, optionally with the image discriminator of the '-GAN' variants.
+
+    Per step: [D step on real images vs detached reconstructions,] then one VAE step on
+    reconstruction + KL [+ gan_weight × non-saturating generator loss].
+    """
+
+    def __init__(self, model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None):
+        super().__init__(recipe, device, world, amp_dtype)
+        self.model = model
+        self.is_patchvae = isinstance(model, PatchVAE)
+        objective_cls = PatchVAEObjective if recipe.objective == "patchvae" else BetaVAEObjective
+        self.objective = objective_cls(**recipe.objective_args)
+        self.net = wrap_ddp(model, world, device)
+        self.modules["model"] = model
+        self._adam("model", model.parameters(), recipe.lr)
+        self.gan = recipe.family == "vae_gan"
+        if self.gan:
+            self.discriminator = Discriminator(model.in_chans, stride=model.stride).to(device)
+            if recipe.channels_last:
+                self.discriminator.to(memory_format=torch.channels_last)
+            self.disc_net = wrap_ddp(self.discriminator, world, device)
+            self.modules["discriminator"] = self.discriminator
+            self._adam("discriminator", self.discriminator.parameters(), recipe.disc_lr)
+
+    def _forward(self, x: torch.Tensor, step: int, net: nn.Module | None = None, **kw: bool):
+        net = net or self.net
+        return net(x, self.schedule(step), **kw) if self.is_patchvae else net(x, **kw)
+
+    def train_step(self, x: torch.Tensor, step: int) -> Parts:
+        with self.autocast():
+            out = self._forward(x, step)
+        parts = self.objective(out, x)
+        logs: Parts = {"loss": parts.total, **{k: v for k, v in parts._asdict().items() if k != "total"}}
+        total = parts.total
+        if self.gan:
+            self._zero("discriminator")
+            # real and generated batches go through D separately (own BN statistics), as the authors' code
+            with self.autocast():
+                loss_real = real_loss(self.disc_net(x))
+            self._backward("discriminator", loss_real)
+            with self.autocast():
+                loss_fake = fake_loss(self.disc_net(out.reconstruction.detach()))
+            self._backward("discriminator", loss_fake)
+            self._step("discriminator")
+            with _frozen(self.discriminator) as disc, self.autocast():
+                g_logits = disc(out.reconstruction)
+            g_loss = generator_loss(g_logits)
+            total = total + self.recipe.gan_weight * g_loss
+            logs.update(loss=total, d_loss=loss_real.detach() + loss_fake.detach(), g_loss=g_loss)
+        self._zero("model")
+        self._backward("model", total)
+        self._step("model")
+        return {k: v.detach() for k, v in logs.items()}
+
+    @torch.no_grad()
+    def eval_step(self, x: torch.Tensor, step: int) -> Parts:
+        with self.autocast():
+            out = self._forward(x, step, net=self.model, sample=True)
+        parts = self.objective(out, x)
+        return {"loss": parts.total, **{k: v for k, v in parts._asdict().items() if k != "total"}}
+
+    @torch.no_grad()
+    def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:
+        out = self._forward(x, 0, net=self.model, sample=False)  # posterior means
+        save_reconstructions(out_dir / f"epoch_{epoch:03d}_reconstructions.png", x, out.reconstruction, data_config)
+        if self.is_patchvae:
+            save_visibility_maps(out_dir / f"epoch_{epoch:03d}_visibility.png", x[:8], out.visibility_probs[:8], data_config)
+            grid = (x.shape[-2] // self.model.stride, x.shape[-1] // self.model.stride)
+            samples = self.model.sample_prior(32, grid_size=grid)
+        else:
+            samples = self.model.sample_prior(32)
+        save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", samples, data_config)
+
+
+class _EncoderGenerator(nn.Module):
+    """E and G of a BiGAN as one module, so DDP synchronises both with one wrapper."""
+
+    def __init__(self, model: BiGAN) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+        self.decoder = model.decoder
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(x), self.decoder(z)
+
+
+class BiGANTask(Task):
+    """BiGAN (Donahue et al. 2017): D step on (x, E(x)) vs (G(z), z), then an E+G step with flipped labels."""
+
+    def __init__(self, model: BiGAN, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None):
+        super().__init__(recipe, device, world, amp_dtype)
+        self.model = model
+        self.eg = wrap_ddp(_EncoderGenerator(model), world, device)
+        self.disc_net = wrap_ddp(model.discriminator, world, device)
+        self.modules["model"] = model
+        eg_params = [*model.encoder.parameters(), *model.decoder.parameters()]
+        self._adam("model", iter(eg_params), recipe.lr)
+        self._adam("discriminator", model.discriminator.parameters(), recipe.disc_lr)
+
+    def train_step(self, x: torch.Tensor, step: int) -> Parts:
+        z = torch.randn(x.shape[0], self.model.latent_dim, device=x.device)
+        with self.autocast():
+            z_enc, x_gen = self.eg(x, z)
+        self._zero("discriminator")
+        with self.autocast():
+            loss_real = real_loss(self.disc_net(x, z_enc.detach()))
+        self._backward("discriminator", loss_real)
+        with self.autocast():
+            loss_fake = fake_loss(self.disc_net(x_gen.detach(), z))
+        self._backward("discriminator", loss_fake)
+        self._step("discriminator")
+        with _frozen(self.model.discriminator) as disc, self.autocast():
+            eg_loss = bigan_encoder_generator_loss(disc(x, z_enc), disc(x_gen, z))
+        self._zero("model")
+        self._backward("model", eg_loss.total)
+        self._step("model")
+        return {
+            "loss": eg_loss.total.detach(),
+            "d_loss": (loss_real + loss_fake).detach(),
+            "d_real": loss_real.detach(),
+            "d_fake": loss_fake.detach(),
+        }
+
+    @torch.no_grad()
+    def eval_step(self, x: torch.Tensor, step: int) -> Parts:
+        with self.autocast():
+            recon = self.model.generate(self.model.encoder(x))
+        return {"reconstruction": reconstruction_loss(recon, x)}
+
+    @torch.no_grad()
+    def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:
+        recon = self.model.generate(self.model.encoder(x))
+        save_reconstructions(out_dir / f"epoch_{epoch:03d}_reconstructions.png", x, recon, data_config)
+        z = torch.randn(32, self.model.latent_dim, device=x.device)
+        save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", self.model.generate(z), data_config)
+
+
+def make_task(model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None) -> Task:
+    if recipe.family == "bigan":
+        if not isinstance(model, BiGAN):
+            raise ValueError(f"recipe {recipe.name}: family 'bigan' needs a BiGAN model, got {type(model).__name__}")
+        return BiGANTask(model, recipe, device, world, amp_dtype)
+    return VAETask(model, recipe, device, world, amp_dtype)

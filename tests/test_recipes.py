@@ -1,0 +1,61 @@
+"""Recipes: every paper run is listed, overrides are typed, choices are recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from patchvae.recipes import Recipe, get_recipe, get_sweep, list_recipes, list_sweeps, parse_overrides
+from patchvae.recipes.paper import TABLE1_ROWS
+
+
+def test_every_table1_and_table2_row_has_a_recipe():
+    names = set(list_recipes())
+    for dataset in ("cifar100", "indoor67", "places205"):
+        for row in TABLE1_ROWS:
+            assert f"{dataset}_{row}" in names
+    assert {"imagenet_patchvae", "imagenet_patchvae_lw", "imagenet_beta_vae", "imagenet_beta_vae_lw"} <= names
+    assert {f"fmnist_{row}" for row in TABLE1_ROWS} <= names
+
+
+def test_paper_hyper_parameters():
+    r = get_recipe("cifar100_patchvae")
+    assert (r.lr, r.batch_size, r.epochs, r.model, r.image_size) == (1e-4, 128, 90, "patchvae_resnet9", 32)
+    assert (r.temperature_start, r.temperature_anneal_rate) == (1.0, 3e-5)
+    assert get_recipe("places205_beta_vae_lw").epochs == 2 and get_recipe("places205_beta_vae_lw").objective_args == {"weighted": True}
+    assert get_recipe("imagenet_patchvae").model == "patchvae_resnet18" and get_recipe("imagenet_patchvae").epochs == 30
+    assert get_recipe("indoor67_patchvae").split == "unsupervised"  # all images minus the test split
+    assert get_recipe("indoor67_beta_vae").model == "beta_vae_resnet9_64"
+    assert get_recipe("cifar100_bigan").family == "bigan" and get_recipe("cifar100_patchvae_gan_lw").family == "vae_gan"
+    assert get_recipe("fmnist_patchvae").model_args == {"in_chans": 1}
+
+
+def test_ablation_sweeps():
+    assert set(list_sweeps()) == {
+        f"table{t}_{d}_{ds}"
+        for t, d in ((3, "num_parts"), (4, "part_dim"), (5, "visibility_prior"), (6, "beta_vis"))
+        for ds in ("cifar100", "indoor67")
+    }
+    assert [r.model_args["num_parts"] for r in get_sweep("table3_num_parts_cifar100")] == [4, 8, 16, 32, 64]
+    assert [r.objective_args["visibility_prior"] for r in get_sweep("table5_visibility_prior_indoor67")] == [0.01, 0.05, 0.1]
+    # Table 6 values are β_vis / N (N = 16): 0.6 is the authors' default β_v = 10 (≈ 9.6)
+    assert [r.objective_args["beta_vis"] for r in get_sweep("table6_beta_vis_cifar100")] == pytest.approx([0.96, 4.8, 9.6])
+
+
+def test_overrides_are_typed():
+    r = get_recipe("fmnist_patchvae").with_overrides(
+        ["epochs=3", "lr=2e-4", "channels_last=false", "objective_args.beta_vis=5", "model_args.num_parts=8", "betas=[0.9,0.99]"]
+    )
+    assert (r.epochs, r.lr, r.channels_last, r.betas) == (3, 2e-4, False, (0.9, 0.99))
+    assert r.objective_args == {"beta_vis": 5} and r.model_args == {"in_chans": 1, "num_parts": 8}
+    assert Recipe.from_dict(r.to_dict()) == r
+    with pytest.raises(ValueError, match="unknown recipe field 'epoch'"):
+        r.with_overrides(["epoch=3"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["epochs"])
+    with pytest.raises(ValueError, match="must be one of"):
+        r.with_overrides(["amp=fp8"])
+
+
+def test_unknown_recipe_suggests():
+    with pytest.raises(ValueError, match="Did you mean 'fmnist_patchvae'"):
+        get_recipe("fmnist_patchvea")
