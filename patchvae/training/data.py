@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -9,11 +10,13 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from ..data import BatchLoader, BatchPreprocess, DataConfig, ImageTensorDataset
+from ..data import BatchLoader, BatchPreprocess, DataConfig, ImageTensorDataset, data_config_for, dataset_spec, get_dataset
 from ..recipes import Recipe
 from .distributed import World
 
 __all__ = ["RunData", "build_run_data", "load_split"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,16 +34,13 @@ class RunData:
                 loader.sampler.set_epoch(epoch)
 
 
-def load_split(dataset: str, root: str | os.PathLike | None, split: str, *, train_transform: bool) -> tuple[Dataset, DataConfig]:
-    """A split of a named dataset and its preprocessing (see ``patchvae.data.get_dataset``)."""
-    from .. import data
-
-    if dataset == "fashion_mnist":
-        return data.load_fashion_mnist(root, train=split in ("train", "unsupervised")), data.FASHION_MNIST
-    if not hasattr(data, "get_dataset"):
-        raise ValueError(f"dataset {dataset!r} is not supported by this installation")
-    config = data.data_config_for(dataset)
-    return data.get_dataset(dataset, root, split, train_transform=train_transform), config
+def load_split(
+    dataset: str, root: str | os.PathLike | None, split: str, *, train_transform: bool, image_size: int | None = None
+) -> tuple[Dataset, DataConfig]:
+    """A split of a named dataset (:func:`patchvae.data.get_dataset`) and its preprocessing."""
+    size = image_size if dataset == "imagefolder" else None
+    config = data_config_for(dataset, image_size=size)
+    return get_dataset(dataset, root, split, train_transform=train_transform, image_size=size), config
 
 
 def _limit(ds: Dataset, n: int | None) -> Dataset:
@@ -88,15 +88,15 @@ def build_run_data(
     if recipe.batch_size % world.size:
         raise ValueError(f"batch_size {recipe.batch_size} is not divisible by the {world.size} processes")
     per_rank = recipe.batch_size // world.size
-    train_ds, config = load_split(recipe.dataset, data_dir, recipe.split, train_transform=True)
+    size = recipe.image_size
+    train_ds, config = load_split(recipe.dataset, data_dir, recipe.split, train_transform=True, image_size=size)
     train_ds = _limit(train_ds, train_subset)
-    eval_ds = None
-    for split in ("test", "val"):
-        try:
-            eval_ds, _ = load_split(recipe.dataset, data_dir, split, train_transform=False)
-            break
-        except (ValueError, FileNotFoundError, KeyError):
-            continue
+    eval_split = dataset_spec(recipe.dataset).eval_split
+    try:
+        eval_ds, _ = load_split(recipe.dataset, data_dir, eval_split, train_transform=False, image_size=size)
+    except FileNotFoundError as err:  # e.g. an ImageFolder without a val/ split: train without eval loss
+        log.warning("no %r split to evaluate on (%s); the run logs training losses only", eval_split, err)
+        eval_ds = None
     eval_ds = _limit(eval_ds, eval_subset) if eval_ds is not None else None
     if isinstance(train_ds, ImageTensorDataset):
         train = BatchLoader(train_ds, per_rank, BatchPreprocess(config, train=True), shuffle=True, drop_last=True,
