@@ -71,7 +71,7 @@ def test_resume_is_bitwise_exact(tmp_path, fashion_mnist):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _wait_for(path: Path, predicate, timeout: float = 120.0) -> None:
+def _wait_for(path: Path, predicate, timeout: float = 900.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if path.exists() and predicate(path.read_text()):
@@ -82,7 +82,7 @@ def _wait_for(path: Path, predicate, timeout: float = 120.0) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, fashion_mnist):
-    args = ["train", "fmnist_patchvae", "--epochs", "3", "--train-subset", "1024", "--eval-subset", "64",
+    args = ["train", "fmnist_patchvae", "--epochs", "3", "--train-subset", "512", "--eval-subset", "64",
             "--set", "batch_size=32", "--log-every", "1", "--deterministic", "--no-images"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "patchvae", *args]
@@ -109,15 +109,14 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path, fashion_mni
     launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [*launcher, "--nproc_per_node", "2", "--master_port", "29517", str(ROOT / "tests/scripts/ddp_worker.py"), str(tmp_path)],
+        [*launcher, "--standalone", "--nproc_per_node", "2", str(ROOT / "tests/scripts/ddp_worker.py"), str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
     assert r0.keys() == r1.keys() and all(torch.equal(r0[k], r1[k]) for k in r0)
     steps = [r["step"] for r in _records(tmp_path / "log.jsonl") if r.get("split") == "train"]
-    assert steps[-1] == 4  # 512 images / (64 global batch) = 8 steps ... split over 2 ranks of 32 each: 8 steps
-    init = torch.load if False else None  # noqa: F841
+    assert steps[-1] == 8  # 512 images, 256 per rank, batches of 64 / 2 ranks = 32 -> 8 steps
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, fashion_mnist, monkeypatch):
