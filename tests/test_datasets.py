@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from patchvae.data import (
@@ -28,16 +25,10 @@ from patchvae.data import (
     load_places205,
 )
 
+from fake_datasets import INDOOR_CLASSES, PLACES_IMAGES, RED, make_cifar100, make_imagenet, make_indoor67, make_places205, patch_cifar100_md5, write_image
+
 MEAN, STD = (torch.tensor(v).view(3, 1, 1) for v in IMAGENET_NORMALIZATION)
-RNG = np.random.default_rng(0)
-
-
-def _write_image(path: Path, size: tuple[int, int] = (48, 40), color: tuple[int, int, int] | None = None) -> None:
-    """A random (or uniform ``color``) RGB image of ``size`` = (width, height); format from the suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    w, h = size
-    pixels = np.full((h, w, 3), color, np.uint8) if color else RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
+_write_image = write_image
 
 
 def _normalized(color: tuple[int, int, int]) -> torch.Tensor:
@@ -90,25 +81,11 @@ def test_unknown_split_lists_the_valid_ones(tmp_path):
 
 # ----------------------------------------------------------------------------------------------- Indoor67
 
-INDOOR_CLASSES = ("bedroom", "kitchen", "library")
-RED = (200, 30, 90)
 
 
 @pytest.fixture
 def indoor67(tmp_path) -> Path:
-    """3 classes × 4 images: 2 listed in TrainImages.txt, 1 in TestImages.txt, 1 in neither (as in the real data)."""
-    root = tmp_path / "indoor67"
-    train, test = [], []
-    for cls in INDOOR_CLASSES:
-        names = [f"{cls}_0.jpg", f"{cls}_1.png", f"{cls}_2.jpg", f"{cls}_3.jpg"]
-        for i, name in enumerate(names):
-            color = RED if (cls, i) == ("kitchen", 1) else None
-            _write_image(root / "Images" / cls / name, size=(40 + 20 * i, 64), color=color)
-        train += [f"{cls}/{names[0]}", f"{cls}/{names[1]}"]
-        test.append(f"{cls}/{names[2]}")
-    (root / "TrainImages.txt").write_text("\n".join(train) + "\n")
-    (root / "TestImages.txt").write_text("\r\n".join(test) + "\r\n")  # the official files may have CRLF
-    return root
+    return make_indoor67(tmp_path / "indoor67")
 
 
 def _relpaths(ds) -> set[str]:
@@ -188,24 +165,11 @@ def test_default_root_comes_from_the_environment(indoor67, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- Places205
 
-PLACES_IMAGES = Path("data/vision/torralba/deeplearning/images256")
 
 
 @pytest.fixture
 def places205(tmp_path) -> Path:
-    """Labels deliberately not in folder order (abbey = 1, bedroom = 0) to show the csv labels are used."""
-    root = tmp_path / "places"
-    rows = {"train": [], "val": []}
-    for folder, label in (("a/abbey", 1), ("b/bedroom", 0)):
-        for i in range(3):
-            rel = f"{folder}/{i:08d}.jpg"
-            _write_image(root / PLACES_IMAGES / rel, size=(72, 64))
-            rows["train" if i < 2 else "val"].append(f"{'/' if i == 1 else ''}{rel} {label}")
-    split_dir = root / "trainvalsplit_places205"
-    split_dir.mkdir()
-    for split, lines in rows.items():
-        (split_dir / f"{split}_places205.csv").write_text("\n".join(lines) + "\n")
-    return root
+    return make_places205(tmp_path / "places")
 
 
 def test_places205_splits_and_labels(places205):
@@ -245,12 +209,7 @@ def test_places205_errors(places205):
 
 @pytest.fixture
 def imagenet(tmp_path) -> Path:
-    root = tmp_path / "imagenet"
-    for split, count in (("train", 3), ("val", 1)):
-        for wnid in ("n01440764", "n01443537"):
-            for i in range(count):
-                _write_image(root / split / wnid / f"{wnid}_{i}.JPEG", size=(60, 45))
-    return root
+    return make_imagenet(tmp_path / "imagenet")
 
 
 def test_imagenet_folders(imagenet):
@@ -296,37 +255,14 @@ def test_imagefolder_any_split_and_size(imagenet):
 # ---------------------------------------------------------------------------------------------- CIFAR-100
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture
 def cifar100(tmp_path) -> tuple[Path, dict]:
-    """``cifar-100-python/{train,test,meta}`` pickled as in the official release."""
-    folder = tmp_path / "cifar" / "cifar-100-python"
-    folder.mkdir(parents=True)
-    data = {}
-    for split, n in (("train", 10), ("test", 4)):
-        rows = RNG.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)  # R plane, G plane, B plane per row
-        fine = RNG.integers(0, 100, n).tolist()
-        data[split] = (rows, fine)
-        entry = {"filenames": [f"img_{i}.png" for i in range(n)], "batch_label": f"{split} batch",
-                 "fine_labels": fine, "coarse_labels": [f // 5 for f in fine], "data": rows}
-        (folder / split).write_bytes(pickle.dumps(entry))
-    meta = {"fine_label_names": [f"fine_{i}" for i in range(100)], "coarse_label_names": [f"c{i}" for i in range(20)]}
-    (folder / "meta").write_bytes(pickle.dumps(meta))
-    return folder.parent, data
+    return make_cifar100(tmp_path / "cifar")
 
 
 @pytest.fixture
 def patched_md5(cifar100, monkeypatch):
-    """torchvision's expected md5 sums replaced by those of the fake files (real files pass the real checks)."""
-    from torchvision.datasets import CIFAR100
-
-    folder = cifar100[0] / "cifar-100-python"
-    monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
-    monkeypatch.setattr(CIFAR100, "test_list", [["test", _md5(folder / "test")]])
-    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(folder / "meta")})
+    patch_cifar100_md5(cifar100[0] / "cifar-100-python", monkeypatch)
     return cifar100
 
 
