@@ -15,6 +15,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("recipe", help="recipe name, e.g. fmnist_patchvae")
     p.add_argument("--data-dir", help="dataset root (default: the dataset's standard locations)")
+    p.add_argument("--download", action="store_true",
+                   help="download the dataset if it is missing (Fashion-MNIST and CIFAR-100 only)")
     p.add_argument("--out", help="run directory (default: runs/RECIPE)")
     p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
@@ -49,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
         recipe, args.out or f"runs/{recipe.name}", data_dir=args.data_dir, resume=args.resume, device=args.device,
         train_subset=args.train_subset, eval_subset=args.eval_subset, log_every=args.log_every,
         num_workers=args.workers, deterministic=args.deterministic, save_images=not args.no_images,
-        command=command_line(),
+        command=command_line(), download=args.download,
     )
     if result.weights_dir is not None:
         last = result.history[-1] if result.history else {}

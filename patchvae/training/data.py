@@ -35,12 +35,14 @@ class RunData:
 
 
 def load_split(
-    dataset: str, root: str | os.PathLike | None, split: str, *, train_transform: bool, image_size: int | None = None
+    dataset: str, root: str | os.PathLike | None, split: str, *, train_transform: bool,
+    image_size: int | None = None, download: bool = False,
 ) -> tuple[Dataset, DataConfig]:
     """A split of a named dataset (:func:`patchvae.data.get_dataset`) and its preprocessing."""
     size = image_size if dataset == "imagefolder" else None
     config = data_config_for(dataset, image_size=size)
-    return get_dataset(dataset, root, split, train_transform=train_transform, image_size=size), config
+    ds = get_dataset(dataset, root, split, train_transform=train_transform, image_size=size, download=download)
+    return ds, config
 
 
 def _limit(ds: Dataset, n: int | None) -> Dataset:
@@ -83,17 +85,20 @@ def build_run_data(
     train_subset: int | None = None,
     eval_subset: int | None = None,
     num_workers: int = 4,
+    download: bool = False,
 ) -> RunData:
     """Train (shuffled, augmented, sharded across processes) and eval loaders for ``recipe``."""
     if recipe.batch_size % world.size:
         raise ValueError(f"batch_size {recipe.batch_size} is not divisible by the {world.size} processes")
     per_rank = recipe.batch_size // world.size
     size = recipe.image_size
-    train_ds, config = load_split(recipe.dataset, data_dir, recipe.split, train_transform=True, image_size=size)
+    train_ds, config = load_split(recipe.dataset, data_dir, recipe.split, train_transform=True, image_size=size,
+                                  download=download)
     train_ds = _limit(train_ds, train_subset)
     eval_split = dataset_spec(recipe.dataset).eval_split
     try:
-        eval_ds, _ = load_split(recipe.dataset, data_dir, eval_split, train_transform=False, image_size=size)
+        eval_ds, _ = load_split(recipe.dataset, data_dir, eval_split, train_transform=False, image_size=size,
+                                download=download)
     except FileNotFoundError as err:  # e.g. an ImageFolder without a val/ split: train without eval loss
         log.warning("no %r split to evaluate on (%s); the run logs training losses only", eval_split, err)
         eval_ds = None

@@ -112,6 +112,7 @@ def train(
     export: bool = True,
     progress: bool | None = None,
     command: str | None = None,
+    download: bool = False,
 ) -> TrainResult:
     """Train ``recipe`` into ``out_dir`` (see the module docstring for its layout).
 
@@ -142,7 +143,7 @@ def train(
 
     torch.manual_seed(recipe.seed)
     data = build_run_data(recipe, data_dir, world, device, train_subset=train_subset, eval_subset=eval_subset,
-                          num_workers=num_workers)
+                          num_workers=num_workers, download=download)
     model = models.create(recipe.model, **dict(recipe.model_args)).to(device)
     model.data_config = data.data_config.with_channels(model.in_chans)
     if recipe.channels_last:
