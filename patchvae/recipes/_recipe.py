@@ -49,6 +49,7 @@ class Recipe:
     seed: int = 0
     amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  #: autocast dtype ("auto": bf16 where the hardware has it)
     channels_last: bool = True
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"  #: torch.compile the step
     paper_ref: str = ""  #: where the run comes from, e.g. "Table 1, PatchVAE + L_w, CIFAR100"
     finetune_protocol: str = ""  #: evaluation protocol preset (patchvae.evaluation) matching the dataset
     notes: tuple[str, ...] = ()

@@ -90,6 +90,12 @@ class Task:
         for module in self.modules.values():
             module.train(mode)
 
+    def compile(self, mode: str | None = None) -> None:
+        """``torch.compile`` the networks used in the training step (forward and backward graphs)."""
+        for attr in ("net", "disc_net", "eg"):
+            if hasattr(self, attr):
+                setattr(self, attr, torch.compile(getattr(self, attr), mode=mode))
+
     # overridden by the families
     def train_step(self, x: torch.Tensor, step: int) -> Parts:  # pragma: no cover - interface
         raise NotImplementedError

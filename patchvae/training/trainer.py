@@ -149,6 +149,8 @@ def train(
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
     task = make_task(model, recipe, device, world, amp_dtype)
+    if recipe.compile != "none":
+        task.compile(mode=None if recipe.compile == "default" else recipe.compile)
     torch.manual_seed(recipe.seed + 7919 * (world.rank + 1))  # per-process sampling noise
 
     start_epoch = step = 0
