@@ -25,8 +25,11 @@ def _add_source_and_data(parser: argparse.ArgumentParser) -> None:
                         help="zoo model name, weights folder (model.safetensors + config.json), 'random' or 'supervised'")
     parser.add_argument("--arch", default="patchvae_resnet9",
                         help="architecture whose φ the random/supervised baselines use (default: %(default)s)")
-    parser.add_argument("--dataset", default="fashion_mnist", help="benchmark (default: %(default)s)")
+    parser.add_argument("--dataset", default="fashion_mnist",
+                        help="fashion_mnist, cifar100, indoor67, places205, imagenet or imagefolder (default: %(default)s)")
     parser.add_argument("--data-dir", default=None, help="where the dataset lives (default: the loader's search path)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input size for --dataset imagefolder (the paper datasets have fixed sizes)")
     parser.add_argument("--limit-train", type=int, default=None, metavar="N",
                         help="random subset of N training images (quick runs)")
     parser.add_argument("--limit-test", type=int, default=None, metavar="N", help="random subset of N test images (quick runs)")
@@ -79,7 +82,7 @@ def _load_data(args: argparse.Namespace) -> Any:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    splits = classification_splits(args.dataset, args.data_dir)
+    splits = classification_splits(args.dataset, args.data_dir, image_size=args.image_size)
     train = limit_dataset(splits.train, args.limit_train, seed=args.seed)
     test = limit_dataset(splits.test, args.limit_test, seed=args.seed + 1)
     return splits._replace(train=train, test=test)

@@ -14,9 +14,8 @@ Baselines go through the same code: ``finetune("random", ...)`` (random φ, same
 from .backbone_source import BASELINES, BackboneSource, backbone_arch, resolve_backbone
 from .config import PROTOCOLS, FinetuneConfig, get_protocol, list_protocols
 from .datasets import (
-    DATASETS,
+    PROTOCOL_OF,
     ClassificationSplits,
-    DatasetSpec,
     classification_splits,
     default_protocol,
     limit_dataset,
@@ -32,12 +31,11 @@ from .results import FinetuneResult, ProbeResult, save_results
 
 __all__ = [
     "BASELINES",
-    "DATASETS",
+    "PROTOCOL_OF",
     "PROBES",
     "PROTOCOLS",
     "BackboneSource",
     "ClassificationSplits",
-    "DatasetSpec",
     "FinetuneConfig",
     "FinetuneResult",
     "ProbeResult",

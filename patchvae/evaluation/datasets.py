@@ -1,44 +1,38 @@
 """Classification benchmarks by name: train/test splits, class count, preprocessing, default protocol.
 
-Adding a dataset is one entry of :data:`DATASETS`: a function ``(root, train) -> Dataset`` (an
-:class:`~patchvae.data.ImageTensorDataset` of uint8 images, or any Dataset of transformed
-``(image, label)`` pairs), its :class:`~patchvae.data.DataConfig`, its class count and the name of
-its fine-tuning protocol, e.g.::
-
-    "cifar100": DatasetSpec(load_cifar100, CIFAR, 100, "paper_cifar100"),
+The datasets come from the registry of :mod:`patchvae.data` (``get_dataset``, ``data_config_for``):
+a classifier trains on a dataset's ``train_split`` and is tested on its ``eval_split``. Adding a
+benchmark is one entry of ``patchvae.data.DATASETS`` plus its protocol in :data:`PROTOCOL_OF`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ..data import FASHION_MNIST, DataConfig, ImageTensorDataset, load_fashion_mnist
+from ..data import DATASETS, DataConfig, ImageTensorDataset, data_config_for, dataset_spec, get_dataset
 
 __all__ = [
-    "DATASETS",
+    "PROTOCOL_OF",
     "ClassificationSplits",
-    "DatasetSpec",
     "classification_splits",
     "default_protocol",
     "limit_dataset",
     "list_datasets",
 ]
 
-SplitLoader = Callable[[str | os.PathLike | None, bool], Dataset]
-
-
-class DatasetSpec(NamedTuple):
-    """How to load one benchmark: ``loader(root, train)``, preprocessing, classes, protocol name."""
-
-    loader: SplitLoader
-    data_config: DataConfig
-    num_classes: int
-    protocol: str
+#: dataset -> its fine-tuning protocol (:mod:`patchvae.evaluation.config`)
+PROTOCOL_OF: dict[str, str] = {
+    "fashion_mnist": "fashion_mnist",
+    "cifar100": "paper_cifar100",
+    "indoor67": "paper_indoor67",
+    "places205": "paper_places205",
+    "imagenet": "paper_imagenet",
+    "imagefolder": "paper_indoor67",
+}
 
 
 class ClassificationSplits(NamedTuple):
@@ -50,34 +44,30 @@ class ClassificationSplits(NamedTuple):
     data_config: DataConfig
 
 
-def _fashion_mnist(root: str | os.PathLike | None, train: bool) -> Dataset:
-    return load_fashion_mnist(root, train=train)
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "fashion_mnist": DatasetSpec(_fashion_mnist, FASHION_MNIST, 10, "fashion_mnist"),
-}
-
-
 def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def _spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {list_datasets()}")
-    return DATASETS[name]
-
-
 def default_protocol(name: str) -> str:
     """Name of the fine-tuning protocol of dataset ``name``."""
-    return _spec(name).protocol
+    dataset_spec(name)
+    return PROTOCOL_OF[name]
 
 
-def classification_splits(name: str, root: str | os.PathLike | None = None) -> ClassificationSplits:
-    """Train and test splits of benchmark ``name``, its number of classes and its preprocessing."""
-    spec = _spec(name)
-    return ClassificationSplits(spec.loader(root, True), spec.loader(root, False), spec.num_classes, spec.data_config)
+def classification_splits(
+    name: str, root: str | os.PathLike | None = None, *, image_size: int | None = None
+) -> ClassificationSplits:
+    """Train and test splits of benchmark ``name``, its number of classes and its preprocessing.
+
+    ``image_size`` is required for ``"imagefolder"`` (its ``train``/``val`` sub-folders are used).
+    """
+    spec = dataset_spec(name)
+    config = data_config_for(name, image_size=image_size)
+    size = image_size if name == "imagefolder" else None
+    train = get_dataset(name, root, spec.train_split, train_transform=True, image_size=size)
+    test = get_dataset(name, root, spec.eval_split, train_transform=False, image_size=size)
+    num_classes = spec.num_classes or len(train.classes)
+    return ClassificationSplits(train, test, num_classes, config)
 
 
 def limit_dataset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
