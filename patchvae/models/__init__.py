@@ -6,7 +6,7 @@
     patchvae.models.list_models(), patchvae.models.list_pretrained()
 """
 
-from ._builder import create, create_backbone, from_pretrained
+from ._builder import create, create_backbone, from_pretrained, load_weights
 from ._export import save_pretrained
 from ._pretrained import PretrainedCfg
 from ._registry import get_pretrained_cfg, is_model, list_models, list_pretrained, register_model
@@ -46,6 +46,7 @@ __all__ = [
     "is_model",
     "list_models",
     "list_pretrained",
+    "load_weights",
     "register_model",
     "save_pretrained",
 ]
