@@ -19,10 +19,12 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 from torch import nn
-from zoo_helpers import randomize_batchnorm
+from zoo_helpers import randomize_batchnorm, single_thread  # noqa: F401 (single_thread is a fixture)
 
 from patchvae.data import IMAGENET_NORMALIZATION
 from patchvae.models import BetaVAE, PatchVAE, WeightsError, create
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def pyramid_decoder(out_chans: int, ngf: int, nz: int, scale: int) -> nn.Sequential:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from timm.models import FeatureListNet
-from zoo_helpers import TINY, randomize_batchnorm, register_weights, tiny_patchvae, weights_folder
+from zoo_helpers import (  # noqa: F401 (single_thread is a fixture)
+    TINY,
+    randomize_batchnorm,
+    register_weights,
+    single_thread,
+    tiny_patchvae,
+    weights_folder,
+)
 
 from patchvae.models import (
     BetaVAE,
@@ -39,6 +46,8 @@ ARCHITECTURES = {
     "classifier_resnet9_64": Classifier,
     "classifier_resnet18_224": Classifier,
 }
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ----------------------------------------------------------------------------- names

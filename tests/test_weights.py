@@ -9,11 +9,22 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import save_file
-from zoo_helpers import TINY, assert_state_equal, outputs, register_weights, snapshot, tiny_patchvae, weights_folder
+from zoo_helpers import (  # noqa: F401 (single_thread is a fixture)
+    TINY,
+    assert_state_equal,
+    outputs,
+    register_weights,
+    single_thread,
+    snapshot,
+    tiny_patchvae,
+    weights_folder,
+)
 
 from patchvae.models import WeightsError, create, load_weights
 from patchvae.models import _hub
 from patchvae.models._weights import sha256sum
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture

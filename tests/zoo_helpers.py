@@ -14,6 +14,23 @@ from patchvae.models import _registry
 TINY = {"num_parts": 2, "part_dim": 2, "decoder_width": 8}
 
 
+@pytest.fixture
+def single_thread():
+    """One intra-op thread for the test: these tiny models gain nothing from more, and on a shared,
+    busy machine two spinning OpenMP threads make each forward pass ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment of the subprocess tests: one thread (see :func:`single_thread`)."""
+    import os
+
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Non-trivial BN statistics and affine parameters, so that weights that were not loaded show."""
     gen = torch.Generator().manual_seed(seed)

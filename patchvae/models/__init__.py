@@ -4,6 +4,8 @@
     model = patchvae.models.create("patchvae_resnet9", pretrained=True)
     phi = patchvae.models.create_backbone("patchvae_resnet9", pretrained=True)
     patchvae.models.list_models(), patchvae.models.list_pretrained()
+
+Importing this package also registers the backbone families in timm (see ``_timm.py``).
 """
 
 from ._builder import create, create_backbone, from_pretrained, load_weights
@@ -50,3 +52,12 @@ __all__ = [
     "register_model",
     "save_pretrained",
 ]
+
+
+def _register_in_timm() -> None:
+    from ._timm import register_timm_models
+
+    register_timm_models()
+
+
+_register_in_timm()
