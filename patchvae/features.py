@@ -43,32 +43,29 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 MODES = ("mean", "sample")
 _FEATURE_DOC = """
-    Layers (``H×W``: the weights' input size, ``data_config.input_size``, or the size of preprocessed
-    tensors; ``h = H/stride``, stride 8 for ResNet-9 φ and 32 for ResNet-18 φ; ``N`` images):
+    Layers and their shapes (``N`` images; ``H×W`` the weights' input size ``data_config.input_size``,
+    or the size of preprocessed tensors; ``h×w = H/s × W/s`` with φ's stride ``s``: 8 for ResNet-9,
+    32 for ResNet-18; ``P`` parts of dimension ``d_p``; ``D`` latent size; ``d_e`` φ's width):
 
-    ==================== ================================ ==================================================
-    layer                models                           shape and meaning
-    ==================== ================================ ==================================================
-    ``"stem"``           all                              (N, 64, H/2, W/2): φ's stem (conv 7×7/2 + BN + ReLU)
-    ``"layer1"``         all                              (N, 64, H/4, W/4): first residual stage of φ
-    ``"layer2"``         all                              (N, 128, H/8, W/8): second stage (ResNet-9's last)
-    ``"layer3"``         ResNet-18 φ                      (N, 256, H/16, W/16)
-    ``"layer4"``         ResNet-18 φ                      (N, 512, H/32, W/32)
-    ``"features"``       all                              (N, d_e, h, w): f = φ(x), φ's last stage
-    ``"pooled"``         all                              (N, d_e): global average of φ(x) (default)
-    ``"visibility"``     PatchVAE                         (N, P, h, w): Q^V(z_vis = 1 | x), part visibility maps
-    ``"visibility_logits"`` PatchVAE                      (N, P, h, w): their logits
-    ``"appearance"``     PatchVAE                         (N, P, d_p): pooled part appearance μ̄ (``mode="mean"``)
-                                                          or a sample z_app ~ N(μ̄, σ̄²) (``mode="sample"``)
-    ``"appearance_var"`` PatchVAE                         (N, P, d_p): σ̄²
-    ``"patch_code"``     PatchVAE                         (N, P·d_p, h, w): ẑ = z_app ⊗ z_vis; mean: μ̄ ⊗ P(visible)
-                                                          (the model's eval code), sample: z_app ⊗ Bernoulli(P(visible))
-    ``"latent"``         β-VAE, BiGAN                     (N, D): β-VAE μ (mean) or z ~ N(μ, σ²) (sample);
-                                                          BiGAN E(x) (deterministic in both modes)
-    ``"latent_var"``     β-VAE                            (N, D): σ²
-    ``"pre_logits"``     Table 5 classifier               (N, hidden_dim)
-    ``"logits"``         Table 5 classifier, classes > 0  (N, num_classes)
-    ==================== ================================ ==================================================
+    * ``"stem"`` (all models): (N, 64, H/2, W/2), φ's stem (7×7/2 conv + BN + ReLU).
+    * ``"layer1"`` (all): (N, 64, H/4, W/4), φ's first residual stage.
+    * ``"layer2"`` (all): (N, 128, H/8, W/8), φ's second stage (ResNet-9's last).
+    * ``"layer3"`` (ResNet-18 φ): (N, 256, H/16, W/16).
+    * ``"layer4"`` (ResNet-18 φ): (N, 512, H/32, W/32).
+    * ``"features"`` (all): (N, d_e, h, w), f = φ(x), the last stage (d_e = 128 or 512).
+    * ``"pooled"`` (all, the default): (N, d_e), the global average of φ(x).
+    * ``"visibility"`` (PatchVAE): (N, P, h, w), Q^V(z_vis = 1 | x), the part visibility maps.
+    * ``"visibility_logits"`` (PatchVAE): (N, P, h, w), their logits.
+    * ``"appearance"`` (PatchVAE): (N, P, d_p), pooled part appearance μ̄ (``mode="mean"``) or a
+      sample z_app ~ N(μ̄, σ̄²) (``mode="sample"``).
+    * ``"appearance_var"`` (PatchVAE): (N, P, d_p), σ̄².
+    * ``"patch_code"`` (PatchVAE): (N, P·d_p, h, w), ẑ = z_app ⊗ z_vis: μ̄ ⊗ P(visible) with
+      ``mode="mean"`` (the model's eval-mode code), z_app ⊗ Bernoulli(P(visible)) with ``"sample"``.
+    * ``"latent"`` (β-VAE, BiGAN): (N, D), β-VAE μ (mean) or z ~ N(μ, σ²) (sample); BiGAN E(x),
+      deterministic in both modes.
+    * ``"latent_var"`` (β-VAE): (N, D), σ².
+    * ``"pre_logits"`` (Table 5 classifier): (N, hidden_dim).
+    * ``"logits"`` (Table 5 classifier with classes): (N, num_classes).
 """
 
 
@@ -578,13 +575,13 @@ def extract_features(
             ``image`` or ``(image, label)``) or ``DataLoader``. Images may differ in size and have
             1-4 channels. With ``preprocessed=True``: normalised float tensors (N, C, H, W) the model
             takes as they are (or a Dataset/DataLoader of them).
-        layer: a layer name or a list of them (table below); default ``"pooled"``.
+        layer: a layer name or a list of them (listed below); default ``"pooled"``.
         mode: ``"mean"`` (posterior means, deterministic) or ``"sample"`` (posterior samples for
             ``appearance``, ``patch_code`` and β-VAE ``latent``; image ``i`` gets the same sample for
             the same ``seed`` whatever the batch size).
         batch_size: images per forward pass. Preprocessing is per image and the model runs in eval
-            mode, so the batch size changes the results only at float rounding level (~1e-6, from
-            the convolution kernels batched matrix products).
+            mode, so the batch size changes the results only at float rounding level (relative ~1e-5,
+            from how the convolution kernels block a batch).
         device: where to run (default: where the model is). A model object is moved back afterwards.
         progress: a tqdm progress bar when there is more than one batch.
         preprocessed: the inputs are already normalised float tensors: no preprocessing.

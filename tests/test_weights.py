@@ -185,6 +185,16 @@ def test_unknown_suffix_and_missing_files(tmp_path, target):
         create("patchvae_resnet9", checkpoint_path=tmp_path / "nope.safetensors")
 
 
+def test_folder_of_another_tag(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config["tag"] = "cifar100"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match=r"holds the weights patchvae_resnet9.cifar100, not patchvae_resnet9.places205"):
+        create("patchvae_resnet9.places205", checkpoint_path=folder)
+    assert create("patchvae_resnet9.cifar100", checkpoint_path=folder).pretrained_cfg.name == "patchvae_resnet9.cifar100"
+    assert create("patchvae_resnet9", checkpoint_path=folder).pretrained_cfg.tag == "cifar100"
+
+
 def test_damaged_config_json(folder):
     (folder / "config.json").write_text("{not json")
     with pytest.raises(WeightsError, match="config.json is not valid JSON"):

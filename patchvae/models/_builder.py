@@ -93,10 +93,16 @@ def _select_cfg(variant: str, tag: str, pretrained: bool, checkpoint_path: Any, 
                 f"{checkpoint_path} holds weights of {folder['architecture']!r}, not {variant!r}; "
                 f"create({folder['architecture']!r}, ...) or use patchvae.models.from_pretrained({str(checkpoint_path)!r})"
             )
+        if tag and folder.get("tag") and folder["tag"] != tag:
+            held = f"{variant}.{folder['tag']}"
+            raise WeightsError(
+                f"{checkpoint_path} holds the weights {held}, not {variant}.{tag}: "
+                f"create({held!r}, checkpoint_path=...) or drop the tag"
+            )
         base = get_architecture_cfg(variant)
         data = folder.get("data_config")
         return base.replace(
-            tag=folder.get("tag") or "",
+            tag=folder.get("tag") or tag,
             model_args=dict(folder.get("model_args") or {}),
             data_config=DataConfig.from_dict(data) if data else base.data_config,
             metrics=dict(folder.get("metrics") or {}),
