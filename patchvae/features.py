@@ -481,8 +481,8 @@ def iter_features(
     """Features of ``inputs`` batch by batch, as :class:`FeatureBatch` (see :func:`extract_features`).
 
     Images are read and preprocessed one batch at a time: memory stays bounded by ``batch_size``
-    whatever the number of images. The model is put in eval mode (and on ``device``) while the
-    iterator runs and restored when it ends.
+    whatever the number of images. Arguments are checked when called; the model is put in eval mode
+    (and on ``device``) while the iterator runs and restored when it ends (or is closed).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -504,6 +504,15 @@ def iter_features(
         )
     param = next(inner.parameters())
     target = torch.device(device) if device is not None else param.device
+    # validated above, at call time; the generator below runs the batches
+    return _run(inner, owned, kind, layers, trunk, data_config, inputs, mode, batch_size, target, progress, preprocessed, seed)
+
+
+def _run(
+    inner: nn.Module, owned: bool, kind: str, layers: list[str], trunk: nn.Module, data_config: Any, inputs: Any,
+    mode: str, batch_size: int, target: torch.device, progress: bool, preprocessed: bool, seed: int,
+) -> Iterator[FeatureBatch]:
+    param = next(inner.parameters())
     was_training, was_device = inner.training, param.device
     total = _count(inputs)
 

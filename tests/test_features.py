@@ -202,6 +202,8 @@ def test_unknown_layers_and_modes(model):
         _extract(model, np.zeros((8, 8), np.uint8), mode="median")
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         _extract(model, np.zeros((8, 8), np.uint8), batch_size=0)
+    with pytest.raises(ValueError, match="has no layer 'nope'"):
+        iter_features(model, np.zeros((8, 8), np.uint8), layer="nope")  # checked at call time, not at the first batch
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -269,3 +269,21 @@ def test_from_pretrained_needs_a_weights_folder(tmp_path):
     model = tiny_patchvae()
     loaded = from_pretrained(weights_folder(tmp_path / "w", model))
     assert type(loaded) is PatchVAE and loaded.model_args == model.model_args
+
+
+def test_cli_list_shows_architectures_and_weights(monkeypatch, capsys):
+    from patchvae.cli import main
+
+    register_weights(monkeypatch, "patchvae_resnet9", "cifar100", file="x/model.safetensors", dataset="cifar100",
+                     metrics={"top1_conv5": 41.2})
+    register_weights(monkeypatch, "patchvae_resnet9", "places205", file="y/model.safetensors", dataset="places205")
+    assert main(["list", "patchvae_*"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith("patchvae_resnet18") and "no pretrained weights yet" in out[0]
+    assert "patchvae_resnet9.cifar100 (default), patchvae_resnet9.places205" in out[1]
+    assert main(["list", "--pretrained"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["patchvae_resnet9.cifar100", "patchvae_resnet9.places205"]
+    assert "top1_conv5=41.2" in out[0] and "places205" in out[1]
+    assert main(["list", "--pretrained", "beta*"]) == 0
+    assert "no pretrained weights match" in capsys.readouterr().out

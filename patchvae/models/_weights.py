@@ -46,7 +46,8 @@ def verify_sha256(path: str | os.PathLike, expected: str) -> None:
     if actual != expected.lower():
         raise WeightsError(
             f"sha256 of {path} is {actual}, expected {expected}: the file is damaged or not the published "
-            "weights. Delete it and download it again (or pass the right file as checkpoint_path)."
+            "weights. Delete it and download it again (a file from the Hugging Face cache is fetched anew; a file "
+            "shipped with patchvae needs a reinstall), or pass the right file as checkpoint_path."
         )
 
 
