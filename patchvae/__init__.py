@@ -6,8 +6,9 @@ Quick start::
     model = patchvae.models.create("patchvae_resnet9", pretrained=True)
     feats = patchvae.extract_features(model, images)
 
-Sub-modules are imported lazily, so ``import patchvae`` costs almost nothing on top of
-``import torch``: the heavy imports (torchvision, timm) happen on first use.
+Sub-modules are imported lazily, so ``import patchvae`` imports neither torch, torchvision nor timm:
+the heavy imports happen on first use. When timm is (or later gets) imported, the zoo's backbones
+are registered in timm's registry (``timm.create_model("patchvae_resnet9", ...)``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from .version import __version__
 _SUBMODULES = frozenset(
     {"models", "losses", "data", "recipes", "training", "evaluation", "features", "cli", "hub"}
 )
-_ATTRIBUTES = {"extract_features": "patchvae.features"}
+_ATTRIBUTES = {
+    "extract_features": "patchvae.features",
+    "iter_features": "patchvae.features",
+    "save_features": "patchvae.features",
+}
 
-__all__ = ["__version__", "extract_features", *sorted(_SUBMODULES)]
+__all__ = ["__version__", *sorted(_ATTRIBUTES), *sorted(_SUBMODULES)]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,3 +40,12 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _install_timm_hook() -> None:
+    from ._timm_hook import install
+
+    install()
+
+
+_install_timm_hook()

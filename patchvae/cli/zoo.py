@@ -1,9 +1,177 @@
-"""`patchvae` sub-commands: zoo."""
+"""`patchvae` sub-commands of the model zoo: ``list``, ``extract``, ``publish``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_commands"]
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this module's sub-commands."""
+    p = subparsers.add_parser(
+        "list", help="list the models and their pretrained weights",
+        description="List the architectures of the zoo (patchvae.models.list_models) and their weights (ARCH.TAG).",
+    )
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'patchvae_*' (default: all)")
+    p.add_argument("--pretrained", action="store_true", help="list only weights (ARCH.TAG), with their data and metrics")
+    p.set_defaults(func=_cmd_list)
+
+    p = subparsers.add_parser(
+        "extract", help="extract features of images to a .npy/.safetensors file",
+        description=(
+            "Stream the features of image files/folders through a zoo model to a file, with the weights' own "
+            "preprocessing. Folders are read recursively in sorted path order; the list of files is stored in the "
+            "output (.safetensors metadata 'files', or OUT_STEM.files.txt next to a .npy)."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", help="image files and/or folders")
+    p.add_argument("--model", required=True, help="registered ARCH[.TAG] with weights, or a weights folder")
+    p.add_argument("--checkpoint", help="weights to load into --model ARCH instead (safetensors, folder, legacy/authors' .pt)")
+    p.add_argument("--out", required=True, type=Path, help="output file: .npy (one layer) or .safetensors (any layers)")
+    p.add_argument("--layer", nargs="+", default=["pooled"], help="layer name(s) (default: pooled; see patchvae.features)")
+    p.add_argument("--mode", choices=("mean", "sample"), default="mean", help="posterior means or samples (default: mean)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="e.g. cpu, cuda (default: cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --mode sample")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_cmd_extract)
+
+    p = subparsers.add_parser(
+        "publish", help="build a weights folder with its model card and upload it to the Hugging Face Hub",
+        description=(
+            "Build model.safetensors + config.json + README.md (model card) for NAME and upload the folder with "
+            "huggingface_hub (create_repo + upload_folder). NAME is a registered ARCH.TAG with weights, or a local "
+            "weights folder or checkpoint together with --name ARCH.TAG. Provenance flags override the registry / "
+            "config.json; dataset, recipe, command, epochs, metrics and protocol are required."
+        ),
+    )
+    p.add_argument("source", metavar="NAME", help="ARCH.TAG, or a local weights folder / checkpoint file")
+    p.add_argument("--repo-id", required=True, help="ORG/REPO on the Hugging Face Hub")
+    p.add_argument("--name", help="ARCH.TAG of local weights")
+    p.add_argument("--dry-run", metavar="DIR", type=Path, help="write the folder to DIR and upload nothing")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--commit-message", help="commit message of the upload")
+    p.add_argument("--dataset", help="training data, e.g. cifar100")
+    p.add_argument("--recipe", help="training recipe name")
+    p.add_argument("--command", dest="train_command", help="the exact training command")
+    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE", help="an evaluation result (repeatable)")
+    p.add_argument("--protocol", help="how the metrics were measured")
+    p.add_argument("--license", help="license of the weights (default: mit)")
+    p.add_argument("--description", help="one-line description for the model card")
+    p.set_defaults(func=_cmd_publish)
+
+
+# --------------------------------------------------------------------------- list
+def _cmd_list(args: argparse.Namespace) -> int:
+    from ..models import get_pretrained_cfg, list_models, list_pretrained
+    from ..models._registry import get_architecture_cfg
+
+    if args.pretrained:
+        names = list_pretrained(args.pattern)
+        for name in names:
+            cfg = get_pretrained_cfg(name)
+            metrics = ", ".join(f"{k}={v:g}" for k, v in cfg.metrics.items())
+            print(f"{name:40s} {cfg.dataset or '-':16s} {metrics}")
+        if not names:
+            print(f"no pretrained weights match {args.pattern!r} yet (architectures: patchvae list)")
+        return 0
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no model matches {args.pattern!r}; patchvae list shows every architecture")
+        return 1
+    for name in names:
+        tags = list_pretrained(f"{name}.*")
+        default = get_pretrained_cfg(name).name if tags else None
+        weights = ", ".join(t + (" (default)" if t == default else "") for t in tags) or "no pretrained weights yet"
+        print(f"{name:24s} {get_architecture_cfg(name).description or '':60s} {weights}")
+    return 0
+
+
+# --------------------------------------------------------------------------- extract
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    if path.suffix == ".npy":
+        import numpy as np
+
+        return {"array": tuple(np.load(path, mmap_mode="r").shape)}
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        order = json.loads((f.metadata() or {}).get("layers", "[]")) or list(f.keys())
+        return {k: tuple(f.get_slice(k).get_shape()) for k in order}
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from ..features import save_features
+
+    model: Any = args.model
+    if args.checkpoint is not None:
+        from ..models import create
+
+        model = create(args.model, checkpoint_path=args.checkpoint)
+    out = save_features(
+        model,
+        list(args.inputs),
+        args.out,
+        layer=args.layer,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.no_progress,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    shapes = ", ".join(f"{k} {tuple(v)}" for k, v in _shapes(out).items())
+    print(f"wrote {out}: {shapes}")
+    return 0
+
+
+# --------------------------------------------------------------------------- publish
+def _metrics(items: list[str]) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise ValueError(f"--metric takes NAME=VALUE with a number, got {item!r}")
+    return out
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from ..models._publish import publish, registry_snippet
+
+    result = publish(
+        args.source,
+        args.repo_id,
+        name=args.name,
+        dry_run=args.dry_run,
+        private=True if args.private else None,
+        commit_message=args.commit_message,
+        dataset=args.dataset,
+        recipe=args.recipe,
+        command=args.train_command,
+        epochs=args.epochs,
+        metrics=_metrics(args.metric),
+        protocol=args.protocol,
+        license=args.license,
+        description=args.description,
+    )
+    if args.dry_run is not None:
+        files = sorted(p.name for p in result.folder.iterdir())
+        print(f"dry run: wrote {result.name} to {result.folder} ({', '.join(files)}); nothing uploaded")
+    else:
+        print(f"uploaded {result.name} to {result.url} (revision {result.commit})")
+    print(f"sha256 {result.sha256}")
+    print("registry entry:\n" + registry_snippet(result))
+    print(json.dumps({"name": result.name, "repo_id": result.repo_id, "revision": result.commit, "sha256": result.sha256}))
+    return 0

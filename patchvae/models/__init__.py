@@ -4,9 +4,11 @@
     model = patchvae.models.create("patchvae_resnet9", pretrained=True)
     phi = patchvae.models.create_backbone("patchvae_resnet9", pretrained=True)
     patchvae.models.list_models(), patchvae.models.list_pretrained()
+
+Importing this package also registers the backbone families in timm (see ``_timm.py``).
 """
 
-from ._builder import create, create_backbone, from_pretrained
+from ._builder import create, create_backbone, from_pretrained, load_weights
 from ._export import save_pretrained
 from ._pretrained import PretrainedCfg
 from ._registry import get_pretrained_cfg, is_model, list_models, list_pretrained, register_model
@@ -46,6 +48,16 @@ __all__ = [
     "is_model",
     "list_models",
     "list_pretrained",
+    "load_weights",
     "register_model",
     "save_pretrained",
 ]
+
+
+def _register_in_timm() -> None:
+    from ._timm import register_timm_models
+
+    register_timm_models()
+
+
+_register_in_timm()

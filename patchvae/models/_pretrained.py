@@ -36,8 +36,10 @@ class PretrainedCfg:
     # provenance and results
     dataset: str | None = None
     recipe: str | None = None
-    command: str | None = None
+    command: str | None = None  #: the exact command that trained the weights
+    epochs: int | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    protocol: str | None = None  #: how ``metrics`` were measured (e.g. "paper Table 1: conv5 frozen, CIFAR-100 test top-1")
     num_params: int | None = None
     license: str = "mit"
     description: str | None = None

@@ -46,8 +46,23 @@ def verify_sha256(path: str | os.PathLike, expected: str) -> None:
     if actual != expected.lower():
         raise WeightsError(
             f"sha256 of {path} is {actual}, expected {expected}: the file is damaged or not the published "
-            "weights. Delete it and download it again (or pass the right file as checkpoint_path)."
+            "weights. Delete it and download it again (a file from the Hugging Face cache is fetched anew; a file "
+            "shipped with patchvae needs a reinstall), or pass the right file as checkpoint_path."
         )
+
+
+def _sniff(path: str | os.PathLike) -> str:
+    """What a weights file looks like from its first bytes: ``"zip"``/``"pickle"`` (torch.save) or ``"other"``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return "other"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    return "other"
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -55,6 +70,12 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if _sniff(path) in ("zip", "pickle"):
+        raise WeightsError(
+            f"{path} is a PyTorch pickle checkpoint (torch.save), not safetensors. Published weights are "
+            "safetensors only: give the file a .pt suffix to load it as a legacy checkpoint (read with "
+            "torch.load(weights_only=True)), or convert it with patchvae.models.save_pretrained(...)."
+        )
     try:
         return load_file(os.fspath(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
@@ -65,7 +86,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
-    """Raise :class:`WeightsError` unless ``state`` has exactly the model's keys with the same shapes."""
+    """Raise :class:`WeightsError` unless ``state`` has exactly the model's keys, shapes and dtype kinds, all finite."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -74,9 +95,14 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
         for k, v in expected.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
+    mismatched += [
+        f"{k}: file dtype {state[k].dtype} vs model {v.dtype}"
+        for k, v in expected.items()
+        if k in state and state[k].is_floating_point() != v.is_floating_point()
+    ]
     if missing or unexpected or mismatched:
         parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatches", mismatched)):
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape/dtype mismatches", mismatched)):
             if items:
                 parts.append(f"{len(items)} {label} (e.g. {', '.join(items[:3])})")
         raise WeightsError(
@@ -84,10 +110,16 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
             "architecture or configuration: check the model name and its arguments (config.json of the "
             "weights lists both), or load them with the architecture they were saved from."
         )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(
+            f"{source} has NaN/Inf values in {len(bad)} tensor(s) (e.g. {', '.join(bad[:3])}): the file is "
+            "damaged or comes from a diverged run. Download it again or use an earlier checkpoint."
+        )
 
 
 def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
-    """Validate, then load ``state`` into ``model`` (all or nothing)."""
+    """Validate (keys, shapes, dtype kinds, finite values), then load ``state`` into ``model``: all or nothing."""
     check_state_dict(model, state, source)
     model.load_state_dict(state, strict=True)
 
