@@ -18,9 +18,7 @@ from typing import Any
 
 from .version import __version__
 
-_SUBMODULES = frozenset(
-    {"models", "losses", "data", "recipes", "training", "evaluation", "features", "cli", "hub"}
-)
+_SUBMODULES = frozenset({"models", "losses", "data", "recipes", "training", "evaluation", "features", "cli"})
 _ATTRIBUTES = {
     "extract_features": "patchvae.features",
     "iter_features": "patchvae.features",

@@ -9,7 +9,8 @@ import torch
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # PATCHVAE_TEST_THREADS=1 is much faster on a machine shared with other jobs
+    torch.set_num_threads(int(os.environ.get("PATCHVAE_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,7 @@ def _wait_for(path: Path, predicate, timeout: float = 900.0) -> None:
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, fashion_mnist):
     args = ["train", "fmnist_patchvae", "--epochs", "3", "--train-subset", "512", "--eval-subset", "64",
             "--set", "batch_size=32", "--log-every", "1", "--deterministic", "--no-images"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # same threads in every run
     cmd = [sys.executable, "-m", "patchvae", *args]
     subprocess.run([*cmd, "--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
     proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed")], env=env,
