@@ -62,6 +62,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="training epochs")
     p.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE", help="an evaluation result (repeatable)")
     p.add_argument("--protocol", help="how the metrics were measured")
+    p.add_argument("--eval-command", help="the command(s) that reproduce the metrics (shown in the model card)")
     p.add_argument("--license", help="license of the weights (default: mit)")
     p.add_argument("--description", help="one-line description for the model card")
     p.set_defaults(func=_cmd_publish)
@@ -163,6 +164,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         metrics=_metrics(args.metric),
         protocol=args.protocol,
+        eval_command=args.eval_command,
         license=args.license,
         description=args.description,
     )

@@ -111,6 +111,7 @@ def _select_cfg(variant: str, tag: str, pretrained: bool, checkpoint_path: Any, 
             command=folder.get("command"),
             epochs=folder.get("epochs"),
             protocol=folder.get("protocol"),
+            eval_command=folder.get("eval_command"),
             license=folder.get("license") or base.license,
             description=folder.get("description") or base.description,
         )

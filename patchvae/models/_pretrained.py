@@ -39,6 +39,7 @@ class PretrainedCfg:
     command: str | None = None  #: the exact command that trained the weights
     epochs: int | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    eval_command: str | None = None  #: the command(s) that reproduce ``metrics``
     protocol: str | None = None  #: how ``metrics`` were measured (e.g. "paper Table 1: conv5 frozen, CIFAR-100 test top-1")
     num_params: int | None = None
     license: str = "mit"

@@ -46,7 +46,7 @@ PAPER_BIBTEX = """@inproceedings{gupta2020patchvae,
 }"""
 
 #: provenance every published weight must state (the model card is built from it)
-PROVENANCE_KEYS = ("dataset", "recipe", "command", "epochs", "metrics", "protocol", "license")
+PROVENANCE_KEYS = ("dataset", "recipe", "command", "epochs", "metrics", "protocol", "eval_command", "license")
 _REQUIRED = ("dataset", "recipe", "command", "epochs", "metrics", "protocol")
 _CLI_FLAG = {
     "dataset": "--dataset",
@@ -165,6 +165,8 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         "| --- | --- |",
         *[f"| {k} | {v:g} |" if isinstance(v, (int, float)) else f"| {k} | {v} |" for k, v in metrics.items()],
         "",
+        *(["Reproduce the evaluation:", "", "```bash", str(config["eval_command"]), "```", ""]
+          if config.get("eval_command") else []),
         "## License",
         "",
         f"{config.get('license') or 'mit'}",
