@@ -7,6 +7,7 @@ from .fashion_mnist import find_fashion_mnist, load_fashion_mnist
 from .image_folder import load_image_folder, load_imagenet
 from .image_list import ImageListDataset
 from .indoor67 import load_indoor67
+from .loaders import EpochBatches
 from .memory import BatchLoader, BatchPreprocess, ImageTensorDataset, fit_to_size, match_channels
 from .places205 import load_places205
 from .registry import DATASETS, DatasetSpec, data_config_for, dataset_spec, default_data_root, get_dataset
@@ -24,6 +25,7 @@ __all__ = [
     "BatchPreprocess",
     "DataConfig",
     "DatasetSpec",
+    "EpochBatches",
     "ImageListDataset",
     "ImageTensorDataset",
     "create_transform",

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from ..data import DataConfig
 from ..models import ResNetTrunk
-from .loaders import make_batches
+from ..data import EpochBatches
 from .runtime import autocast, resolve_device
 
 __all__ = ["pooled_features"]
@@ -36,7 +36,7 @@ def pooled_features(
     in eval mode (BatchNorm uses its running statistics) and is restored to its previous mode.
     """
     device = resolve_device(device)
-    batches = make_batches(dataset, batch_size=batch_size, train=False, data_config=data_config, device=device)
+    batches = EpochBatches(dataset, batch_size=batch_size, train=False, data_config=data_config, device=device)
     was_training = backbone.training
     backbone.eval()
     param = next(backbone.parameters())

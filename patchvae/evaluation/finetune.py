@@ -31,11 +31,10 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..data import DataConfig, ImageTensorDataset
+from ..data import DataConfig, EpochBatches, ImageTensorDataset
 from ..models import Classifier, ResNetTrunk
 from .backbone_source import BackboneSource, backbone_arch, resolve_backbone
 from .config import PROTOCOLS, FinetuneConfig, get_protocol
-from .loaders import EpochBatches, make_batches
 from .metrics import top_k_correct
 from .results import FinetuneResult
 from .runtime import autocast, deterministic_mode, resolve_device
@@ -253,8 +252,8 @@ def finetune(
         loader_args: dict[str, Any] = {
             "data_config": cfg, "seed": config.seed, "device": device, "num_workers": config.num_workers,
         }
-        train_batches = make_batches(train_data, batch_size=config.batch_size, train=True, **loader_args)
-        test_batches = make_batches(test_data, batch_size=config.eval_batch_size, train=False, **loader_args)
+        train_batches = EpochBatches(train_data, batch_size=config.batch_size, train=True, **loader_args)
+        test_batches = EpochBatches(test_data, batch_size=config.eval_batch_size, train=False, **loader_args)
         log.info(
             "fine-tuning %s (%s, freeze=%s: %d of %d φ units frozen, %s trainable parameters) on %d images, %s protocol",
             source.name, backbone_arch(source.backbone), freeze, model.frozen_units,

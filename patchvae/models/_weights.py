@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from torch import nn

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import Dataset, Subset
 
-from ..data import BatchLoader, BatchPreprocess, DataConfig, ImageTensorDataset, data_config_for, dataset_spec, get_dataset
+from ..data import DataConfig, EpochBatches, ImageTensorDataset, data_config_for, dataset_spec, get_dataset
 from ..recipes import Recipe
 from .distributed import World
 
@@ -21,17 +20,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunData:
-    train: Iterable[tuple[torch.Tensor, torch.Tensor]]  #: yields (images (B, C, H, W) normalised, labels)
-    eval: Iterable[tuple[torch.Tensor, torch.Tensor]] | None
+    train: EpochBatches  #: yields (images (B, C, H, W) normalised, labels), sharded across processes
+    eval: EpochBatches | None
     data_config: DataConfig
     num_train: int
 
     def set_epoch(self, epoch: int) -> None:
-        for loader in (self.train, self.eval):
-            if hasattr(loader, "set_epoch"):
-                loader.set_epoch(epoch)
-            elif isinstance(getattr(loader, "sampler", None), DistributedSampler):
-                loader.sampler.set_epoch(epoch)
+        self.train.set_epoch(epoch)
 
 
 def load_split(
@@ -51,29 +46,6 @@ def _limit(ds: Dataset, n: int | None) -> Dataset:
     if isinstance(ds, ImageTensorDataset):
         return ds.subset(range(n))
     return Subset(ds, range(n))
-
-
-class _EpochDataLoader:
-    """A DataLoader over a ``DistributedSampler`` (also for one process) with ``set_epoch`` and a fixed seed."""
-
-    def __init__(self, ds: Dataset, batch_size: int, world: World, seed: int, shuffle: bool, drop_last: bool,
-                 num_workers: int, device: torch.device) -> None:
-        self.sampler = DistributedSampler(ds, world.size, world.rank, shuffle=shuffle, seed=seed, drop_last=False)
-        self.loader = DataLoader(
-            ds, batch_size=batch_size, sampler=self.sampler, drop_last=drop_last, num_workers=num_workers,
-            pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
-        )
-        self.device = device
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in self.loader:
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 def build_run_data(
@@ -103,16 +75,9 @@ def build_run_data(
         log.warning("no %r split to evaluate on (%s); the run logs training losses only", eval_split, err)
         eval_ds = None
     eval_ds = _limit(eval_ds, eval_subset) if eval_ds is not None else None
-    if isinstance(train_ds, ImageTensorDataset):
-        train = BatchLoader(train_ds, per_rank, BatchPreprocess(config, train=True), shuffle=True, drop_last=True,
-                            seed=recipe.seed, device=device, rank=world.rank, world_size=world.size)
-        evaluate = None
-        if isinstance(eval_ds, ImageTensorDataset):
-            evaluate = BatchLoader(eval_ds, 256, BatchPreprocess(config, train=False), shuffle=False, drop_last=False,
-                                   seed=recipe.seed, device=device)
-    else:
-        train = _EpochDataLoader(train_ds, per_rank, world, recipe.seed, True, True, num_workers, device)
-        evaluate = _EpochDataLoader(eval_ds, 256, World(), recipe.seed, False, False, num_workers, device) if eval_ds else None
+    common = {"data_config": config, "seed": recipe.seed, "device": device, "num_workers": num_workers}
+    train = EpochBatches(train_ds, batch_size=per_rank, train=True, rank=world.rank, world_size=world.size, **common)
+    evaluate = EpochBatches(eval_ds, batch_size=256, train=False, **common) if eval_ds is not None else None
     if len(train) == 0:
         raise ValueError(
             f"{len(train_ds)} training images give no full batch of {per_rank} per process; lower batch_size or use more data"

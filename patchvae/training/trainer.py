@@ -30,7 +30,7 @@ from ..models.layers import check_images
 from ..recipes import Recipe
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import build_run_data
-from .distributed import World, broadcast_buffers, init_world
+from .distributed import broadcast_buffers, init_world
 from .logs import RunLogger
 from .tasks import make_task
 
