@@ -45,7 +45,7 @@ def run_one(cfg: dict, device: str, batch: int, steps: int, warmup: int, in_chan
     from patchvae.recipes import get_recipe
     from patchvae.training.distributed import World
     from patchvae.training.tasks import make_task
-    from patchvae.training.trainer import resolve_amp
+    from patchvae._runtime import resolve_amp
 
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._runtime import autocast, resolve_amp
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "FeatureBatch",
@@ -477,6 +479,7 @@ def iter_features(
     progress: bool = True,
     preprocessed: bool = False,
     seed: int = 0,
+    amp: str | None = "auto",
 ) -> Iterator[FeatureBatch]:
     """Features of ``inputs`` batch by batch, as :class:`FeatureBatch` (see :func:`extract_features`).
 
@@ -504,13 +507,16 @@ def iter_features(
         )
     param = next(inner.parameters())
     target = torch.device(device) if device is not None else param.device
+    amp_dtype = resolve_amp(amp, target) if param.dtype == torch.float32 else None
     # validated above, at call time; the generator below runs the batches
-    return _run(inner, owned, kind, layers, trunk, data_config, inputs, mode, batch_size, target, progress, preprocessed, seed)
+    return _run(inner, owned, kind, layers, trunk, data_config, inputs, mode, batch_size, target, progress, preprocessed,
+                seed, amp_dtype)
 
 
 def _run(
     inner: nn.Module, owned: bool, kind: str, layers: list[str], trunk: nn.Module, data_config: Any, inputs: Any,
     mode: str, batch_size: int, target: torch.device, progress: bool, preprocessed: bool, seed: int,
+    amp_dtype: torch.dtype | None,
 ) -> Iterator[FeatureBatch]:
     param = next(inner.parameters())
     was_training, was_device = inner.training, param.device
@@ -540,7 +546,10 @@ def _run(
                 x = _check_preprocessed(torch.stack([i.image.to(target) for i in _same_size(chunk)]), inner, trunk, dtype)
             else:
                 x = _preprocess([i.image for i in chunk], data_config, target, dtype)
-            feats = _forward(inner, kind, layers, x, mode, seed, seen)
+            if x.ndim == 4:  # channels_last: the fast convolution layout on CPU and GPU (same numbers)
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(target, amp_dtype):
+                feats = _forward(inner, kind, layers, x, mode, seed, seen)
             yield FeatureBatch(seen, feats, [i.name for i in chunk])
             seen += len(chunk)
             bar.update(len(chunk))
@@ -572,6 +581,7 @@ def extract_features(
     progress: bool = True,
     preprocessed: bool = False,
     seed: int = 0,
+    amp: str | None = "auto",
 ) -> dict[str, torch.Tensor]:
     """Features of images under a zoo model, with the weights' own preprocessing.
 
@@ -595,6 +605,10 @@ def extract_features(
         progress: a tqdm progress bar when there is more than one batch.
         preprocessed: the inputs are already normalised float tensors: no preprocessing.
         seed: seed of ``mode="sample"``.
+        amp: autocast precision: ``"auto"`` (default) is bf16 on CPUs with native bf16 (AVX512-BF16/AMX)
+            and on bf16-capable GPUs, about 3x faster than float32 on such CPUs with the same linear-probe
+            and kNN accuracy (docs/benchmarks.md); ``None`` computes in the model's own precision
+            (float32), ``"bf16"``/``"fp16"`` force one. Batches run channels_last (same maths, faster).
 
     Returns:
         ``{layer: float32 CPU tensor (N, ...)}``, rows in input order.
@@ -602,7 +616,7 @@ def extract_features(
     parts: dict[str, list[torch.Tensor]] = {}
     for batch in iter_features(
         model_or_name, inputs, layer=layer, mode=mode, batch_size=batch_size, device=device,
-        progress=progress, preprocessed=preprocessed, seed=seed,
+        progress=progress, preprocessed=preprocessed, seed=seed, amp=amp,
     ):
         for name, value in batch.features.items():
             parts.setdefault(name, []).append(value)
@@ -721,6 +735,7 @@ def save_features(
                 "model": model_name,
                 "layers": json.dumps(list(writer.files)),
                 "mode": str(mode),
+                "amp": str(kwargs.get("amp", "auto")),
                 "files": json.dumps(files),
             }
             _write_safetensors(writer, partial, metadata)

@@ -3,6 +3,7 @@ invariance, sampling, streaming to disk, the CLI, and a fuzz test over odd input
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -44,6 +45,7 @@ def rgb():
 def _extract(model, inputs, **kwargs):
     kwargs.setdefault("layer", PATCH_LAYERS)
     kwargs.setdefault("progress", False)
+    kwargs.setdefault("amp", None)  # exact float32, to compare with the model's own outputs
     return extract_features(model, inputs, **kwargs)
 
 
@@ -169,20 +171,38 @@ def test_every_layer_has_its_documented_shape_and_meaning(kind):
     torch.testing.assert_close(out["pooled"], out["features"].mean((2, 3)))
     torch.testing.assert_close(out["features"], out[model.stage_names[-1] if kind == "backbone" else model.backbone.stage_names[-1]])
     x = BatchPreprocess(model.data_config)(torch.from_numpy(images).permute(0, 3, 1, 2))
+    # extraction runs channels_last: the same float32 maths up to rounding
+    close = functools.partial(torch.testing.assert_close, rtol=1e-4, atol=1e-4)
     with torch.no_grad():
         if kind.startswith("patchvae"):
             ref = model(x)
             torch.testing.assert_close(out["visibility"], torch.sigmoid(out["visibility_logits"]))
-            torch.testing.assert_close(out["appearance"], ref.appearance_mean)
-            torch.testing.assert_close(out["patch_code"], ref.patch_code)  # the model's eval-mode ẑ
+            close(out["appearance"], ref.appearance_mean)
+            close(out["patch_code"], ref.patch_code)  # the model's eval-mode ẑ
         elif kind == "beta_vae":
-            torch.testing.assert_close(out["latent"], model(x).latent_mean)
+            close(out["latent"], model(x).latent_mean)
         elif kind == "bigan":
-            torch.testing.assert_close(out["latent"], model.encode(x))
+            close(out["latent"], model.encode(x))
         elif kind == "classifier":
-            torch.testing.assert_close(out["logits"], model(x))
+            close(out["logits"], model(x))
         else:
-            torch.testing.assert_close(out["pooled"], model(x))
+            close(out["pooled"], model(x))
+
+
+def test_default_precision_is_bf16_autocast_where_the_cpu_has_it(model, rgb):
+    from patchvae._runtime import cpu_has_native_bf16
+
+    fast = extract_features(model, rgb, layer=["pooled", "appearance"], progress=False)  # amp="auto"
+    exact = extract_features(model, rgb, layer=["pooled", "appearance"], progress=False, amp=None)
+    bf16 = extract_features(model, rgb, layer=["pooled", "appearance"], progress=False, amp="bf16")
+    for key in exact:
+        assert fast[key].dtype == torch.float32
+        assert torch.nn.functional.cosine_similarity(fast[key].flatten(1), exact[key].flatten(1)).min() > 0.99
+        if cpu_has_native_bf16():
+            torch.testing.assert_close(fast[key], bf16[key], rtol=0, atol=0)
+            assert not torch.equal(fast[key], exact[key])
+        else:
+            torch.testing.assert_close(fast[key], exact[key], rtol=0, atol=0)
 
 
 def test_docstring_documents_every_layer():
@@ -327,7 +347,7 @@ def test_bad_paths(folder, model, tmp_path):
 
 def test_save_features_streams_to_npy_and_safetensors(folder, tmp_path):
     model = tiny_patchvae(seed=8)
-    expected = _extract(model, folder, layer=["pooled", "visibility"], batch_size=2)
+    expected = _extract(model, folder, layer=["pooled", "visibility"], batch_size=2, amp="auto")  # the default precision
     out = save_features(model, folder, tmp_path / "out" / "f.safetensors", layer=["pooled", "visibility"], batch_size=2, progress=False)
     _assert_identical(load_file(str(out)), expected)
     with safe_open(str(out), "pt") as f:
@@ -361,7 +381,11 @@ def test_cli_extract_and_list(folder, tmp_path, capsys):
                "--batch-size", "2", "--no-progress"])
     assert rc == 0
     assert f"wrote {out}: pooled (5, 128), appearance (5, 2, 2)" in capsys.readouterr().out
-    _assert_identical(load_file(str(out)), _extract(model, folder, layer=["pooled", "appearance"], batch_size=2))
+    _assert_identical(load_file(str(out)), _extract(model, folder, layer=["pooled", "appearance"], batch_size=2, amp="auto"))
+    exact = tmp_path / "exact.safetensors"
+    assert main(["extract", str(folder), "--model", str(weights), "--out", str(exact), "--layer", "pooled",
+                 "--batch-size", "2", "--no-progress", "--amp", "none"]) == 0
+    _assert_identical(load_file(str(exact)), _extract(model, folder, layer=["pooled"], batch_size=2))
     rc = main(["extract", str(folder / "a.png"), str(folder / "b"), "--model", "patchvae_resnet9", "--checkpoint",
                str(weights), "--out", str(tmp_path / "two.npy"), "--no-progress"])
     assert rc == 0 and np.load(tmp_path / "two.npy").shape == (4, 128)

@@ -37,6 +37,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default=None, help="e.g. cpu, cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of --mode sample")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default="auto",
+                   help="autocast precision (default auto: bf16 on CPUs/GPUs with native bf16; none = exact float32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_extract)
@@ -125,6 +127,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         seed=args.seed,
+        amp=None if args.amp == "none" else args.amp,
         overwrite=args.overwrite,
     )
     shapes = ", ".join(f"{k} {tuple(v)}" for k, v in _shapes(out).items())

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from ..data import DataConfig
 from ..models import ResNetTrunk
 from ..data import EpochBatches
-from .runtime import autocast, resolve_device
+from .._runtime import autocast, resolve_device
 
 __all__ = ["pooled_features"]
 

@@ -37,7 +37,7 @@ from .backbone_source import BackboneSource, backbone_arch, resolve_backbone
 from .config import PROTOCOLS, FinetuneConfig, get_protocol
 from .metrics import top_k_correct
 from .results import FinetuneResult
-from .runtime import autocast, deterministic_mode, resolve_device
+from .._runtime import autocast, deterministic_mode, resolve_device
 
 __all__ = ["build_classifier", "evaluate_classifier", "finetune", "protocol_name", "resolve_data_config_for"]
 

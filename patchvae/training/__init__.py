@@ -5,6 +5,6 @@
     train(get_recipe("fmnist_patchvae"), "runs/fmnist_patchvae")
 """
 
-from .trainer import TrainingDivergedError, TrainResult, resolve_amp, resolve_device, train
+from .trainer import TrainingDivergedError, TrainResult, train
 
-__all__ = ["TrainResult", "TrainingDivergedError", "resolve_amp", "resolve_device", "train"]
+__all__ = ["TrainResult", "TrainingDivergedError", "train"]

@@ -26,15 +26,16 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .. import models
+from .._runtime import deterministic_mode, resolve_amp, resolve_device
 from ..models.layers import check_images
 from ..recipes import Recipe
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import build_run_data
-from .distributed import broadcast_buffers, init_world
+from .distributed import World, broadcast_buffers, init_world
 from .logs import RunLogger
 from .tasks import make_task
 
-__all__ = ["TrainResult", "TrainingDivergedError", "resolve_amp", "resolve_device", "train"]
+__all__ = ["TrainResult", "TrainingDivergedError", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -54,34 +55,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)  #: per-epoch mean losses (train and eval)
     weights_dir: Path | None = None
     model: torch.nn.Module | None = None  #: the trained model (every process holds the same weights)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu")
-    return device
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: "auto" is bf16 on CPUs with native bf16 (AVX512-BF16/AMX) and on bf16-capable GPUs."""
-    if amp == "none":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ValueError("fp16 autocast needs a CUDA device; use amp=bf16 or amp=none on CPU")
-        return torch.float16
-    if amp != "auto":
-        raise ValueError(f"amp must be auto, bf16, fp16 or none, got {amp!r}")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 def _check_resume(saved: dict[str, Any], recipe: Recipe, path: Path) -> None:
@@ -131,10 +104,19 @@ def train(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = not deterministic
-    if deterministic:
-        torch.use_deterministic_algorithms(True)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     amp_dtype = resolve_amp(recipe.amp, device)
+    with deterministic_mode(deterministic):
+        return _run(recipe, out_dir, device, world, amp_dtype, data_dir=data_dir, resume=resume,
+                    train_subset=train_subset, eval_subset=eval_subset, log_every=log_every, num_workers=num_workers,
+                    save_images=save_images, export=export, progress=progress, command=command, download=download)
+
+
+def _run(
+    recipe: Recipe, out_dir: Path, device: torch.device, world: World, amp_dtype: torch.dtype | None, *,
+    data_dir: str | os.PathLike | None, resume: bool, train_subset: int | None, eval_subset: int | None,
+    log_every: int, num_workers: int, save_images: bool, export: bool, progress: bool | None,
+    command: str | None, download: bool,
+) -> TrainResult:
     checkpoint_path = out_dir / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise FileExistsError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out")

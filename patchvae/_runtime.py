@@ -1,0 +1,81 @@
+"""Device, autocast and determinism helpers shared by training, evaluation and feature extraction."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["autocast", "deterministic_mode", "resolve_amp", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> CUDA if available else CPU; anything else as ``torch.device`` (checked)."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(device)!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 instructions (AVX512-BF16 / AMX), where bf16 autocast is fast."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_amp(amp: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype of ``amp``: "bf16", "fp16", None/"none" (full precision), or "auto" = bf16 on CPUs with
+    native bf16 and on bf16-capable GPUs (fp16 on older GPUs), full precision elsewhere."""
+    if isinstance(amp, torch.dtype) or amp is None:
+        return amp
+    if amp == "none":
+        return None
+    if amp in _AMP_DTYPES:
+        if amp == "fp16" and device.type != "cuda":
+            raise ValueError("fp16 autocast needs a CUDA device; use bf16 or none on CPU")
+        return _AMP_DTYPES[amp]
+    if amp != "auto":
+        raise ValueError(f"amp must be 'auto', 'bf16', 'fp16', 'none' or None, got {amp!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+
+
+def autocast(device: torch.device, amp: str | torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` on ``device`` with :func:`resolve_amp`'s dtype; a no-op for full precision."""
+    dtype = resolve_amp(amp, device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool) -> Iterator[None]:
+    """Deterministic kernels (and no cuDNN autotuning) inside the block; the previous settings are restored."""
+    if not enabled:
+        yield
+        return
+    prev = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    if torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev[2], prev[3]
