@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -161,6 +162,35 @@ def test_same_seed_same_numbers():
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert [h["train_loss"] for h in other.history] != [h["train_loss"] for h in a.history]
+
+
+def test_conv5_computes_phi_once_with_identical_results(monkeypatch, caplog):
+    import sys
+
+    module = sys.modules["patchvae.evaluation.finetune"]
+    train, test = tiny_images(48), tiny_images(16, seed=1)
+    config = TINY.replace(epochs=2)
+    with caplog.at_level("INFO", logger=module.__name__):
+        cached = finetune(random_phi(), train, test, num_classes=4, freeze="conv5", config=config,
+                          data_config=FASHION_MNIST, progress=False)
+    assert "computing φ(x) once" in caplog.text
+    monkeypatch.setattr(module, "_CACHE_LIMIT_BYTES", 0)  # force φ to run every epoch
+    caplog.clear()
+    with caplog.at_level("INFO", logger=module.__name__):
+        every_epoch = finetune(random_phi(), train, test, num_classes=4, freeze="conv5", config=config,
+                               data_config=FASHION_MNIST, progress=False)
+    assert "computing φ(x) once" not in caplog.text
+    assert (cached.top1, cached.top5) == (every_epoch.top1, every_epoch.top5)
+    torch.testing.assert_close([h["train_loss"] for h in cached.history], [h["train_loss"] for h in every_epoch.history])
+    a, b = cached.model.state_dict(), every_epoch.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    # with random flips φ(x) changes every epoch: no caching
+    caplog.clear()
+    with caplog.at_level("INFO", logger=module.__name__):
+        finetune(random_phi(), train, test, num_classes=4, freeze="conv5", config=config,
+                 data_config=dataclasses.replace(FASHION_MNIST, hflip=True), progress=False)
+    assert "computing φ(x) once" not in caplog.text
 
 
 def test_finetune_leaves_global_rng_alone():

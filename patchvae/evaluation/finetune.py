@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ..data import DataConfig, EpochBatches, ImageTensorDataset
@@ -152,6 +152,61 @@ def evaluate_classifier(
     return top1, top5, total
 
 
+# --------------------------------------------------------------------------- Conv5: φ computed once
+_CACHE_LIMIT_BYTES = 4 << 30
+
+
+class _Head(nn.Module):
+    """The trainable part of a classifier whose φ is frozen entirely: cached φ(x) -> logits."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(features)
+
+
+def _can_cache_phi(model: Classifier, train_data: Dataset, test_data: Dataset, cfg: DataConfig | None) -> bool:
+    """φ frozen entirely (eval-mode BN, no gradient) and deterministic training preprocessing (in-memory
+    images, no random flips): φ(x) is the same every epoch, so it can be computed once."""
+    if model.frozen_units != len(model.backbone.paper_conv_units()) or cfg is None or cfg.hflip:
+        return False
+    if not (isinstance(train_data, ImageTensorDataset) and isinstance(test_data, ImageTensorDataset)):
+        return False
+    side = cfg.input_size[1] // model.backbone.stride
+    size = (len(train_data) + len(test_data)) * model.backbone.num_features * side * side * 4
+    return size <= _CACHE_LIMIT_BYTES
+
+
+@torch.no_grad()
+def _phi_of(model: Classifier, data: ImageTensorDataset, config: FinetuneConfig, loader_args: dict[str, Any]) -> TensorDataset:
+    outputs, labels = [], []
+    for images, y in EpochBatches(data, batch_size=config.eval_batch_size, train=False, **loader_args):
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(images.device, config.amp):
+            outputs.append(model.backbone.forward_features(images).float().contiguous())
+        labels.append(y)
+    return TensorDataset(torch.cat(outputs), torch.cat(labels))
+
+
+def _cached_phi_batches(
+    model: Classifier, train_data: ImageTensorDataset, test_data: ImageTensorDataset, config: FinetuneConfig,
+    loader_args: dict[str, Any],
+) -> tuple[EpochBatches, EpochBatches]:
+    """Batches of precomputed φ(x), in the same order as the image batches (same sampler and seed).
+
+    Exact: with φ frozen and no augmentation the classifier sees the same inputs as when φ runs every
+    epoch; only the cost changes (one φ pass instead of one per epoch)."""
+    log.info("φ is frozen entirely and the preprocessing is deterministic: computing φ(x) once")
+    model.eval()
+    args = {**loader_args, "data_config": None, "num_workers": 0}
+    train = EpochBatches(_phi_of(model, train_data, config, loader_args), batch_size=config.batch_size, train=True, **args)
+    test = EpochBatches(_phi_of(model, test_data, config, loader_args), batch_size=config.eval_batch_size, train=False, **args)
+    return train, test
+
+
 def _train_one_epoch(
     model: nn.Module, batches: EpochBatches, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     *, device: torch.device, config: FinetuneConfig, desc: str, progress: bool,
@@ -254,6 +309,10 @@ def finetune(
         }
         train_batches = EpochBatches(train_data, batch_size=config.batch_size, train=True, **loader_args)
         test_batches = EpochBatches(test_data, batch_size=config.eval_batch_size, train=False, **loader_args)
+        net: nn.Module = model
+        if _can_cache_phi(model, train_data, test_data, cfg):
+            train_batches, test_batches = _cached_phi_batches(model, train_data, test_data, config, loader_args)
+            net = _Head(model)
         log.info(
             "fine-tuning %s (%s, freeze=%s: %d of %d φ units frozen, %s trainable parameters) on %d images, %s protocol",
             source.name, backbone_arch(source.backbone), freeze, model.frozen_units,
@@ -267,7 +326,7 @@ def finetune(
             train_batches.set_epoch(epoch)
             t0 = time.perf_counter()
             loss, train_top1 = _train_one_epoch(
-                model, train_batches, optimizer, scaler, device=device, config=config,
+                net, train_batches, optimizer, scaler, device=device, config=config,
                 desc=f"epoch {epoch + 1}/{config.epochs}", progress=progress,
             )
             record = {
@@ -276,7 +335,7 @@ def finetune(
             }
             if config.eval_every and (epoch + 1) % config.eval_every == 0 and epoch + 1 < config.epochs:
                 record["test_top1"], record["test_top5"], _ = evaluate_classifier(
-                    model, test_batches, device=device, amp=config.amp, channels_last=config.channels_last,
+                    net, test_batches, device=device, amp=config.amp, channels_last=config.channels_last,
                 )
             history.append(record)
             log.info(
@@ -284,7 +343,7 @@ def finetune(
                 epoch + 1, config.epochs, lr, loss, train_top1, record["seconds"],
             )
         top1, top5, num_test = evaluate_classifier(
-            model, test_batches, device=device, amp=config.amp, channels_last=config.channels_last, progress=progress,
+            net, test_batches, device=device, amp=config.amp, channels_last=config.channels_last, progress=progress,
         )
     if config.eval_every:
         history[-1]["test_top1"], history[-1]["test_top5"] = top1, top5
