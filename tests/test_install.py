@@ -71,7 +71,9 @@ def test_wheel_installs_and_loads_weights_offline(tmp_path):
     model = tiny_patchvae(seed=40)
     # the source tree with a placeholder packaged weight
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "__pycache__", ".hypothesis", "*.pyc", "build", "dist", "runs", "scratch"))
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", ".hypothesis", "*.pyc", "build", "dist", "runs", "scratch", ".venv", "venv", ".pytest_cache"
+    ))
     placeholder = weights_folder(src / "weights" / PLACEHOLDER, model)
     checkpoint = weights_folder(tmp_path / "checkpoint", tiny_patchvae(seed=41))
 
