@@ -384,12 +384,10 @@ def _preprocess(images: list[torch.Tensor], data_config: Any, device: torch.devi
     from .data.memory import BatchPreprocess
 
     step = BatchPreprocess(data_config, train=False)
-    out = []
-    for image in images:
-        if image.shape[0] in (2, 4):
-            image = image[:-1]  # drop alpha
-        out.append(step(image[None].to(device))[0])
-    return torch.stack(out).to(dtype)
+    images = [image[:-1] if image.shape[0] in (2, 4) else image for image in images]  # drop alpha
+    if len({tuple(image.shape) for image in images}) == 1:  # one size: one batched call (same per-image maths)
+        return step(torch.stack(images).to(device)).to(dtype)
+    return torch.stack([step(image[None].to(device))[0] for image in images]).to(dtype)
 
 
 def _check_preprocessed(x: torch.Tensor, model: nn.Module, trunk: nn.Module, dtype: torch.dtype) -> torch.Tensor:
