@@ -67,6 +67,12 @@ def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def _site_dirs() -> list[str]:
+    """Where this interpreter finds torch, timm ...: its site-packages and any added to sys.path by .pth files."""
+    dirs = list(site.getsitepackages())
+    return dirs + [p for p in sys.path if p not in dirs and Path(p).name in ("site-packages", "dist-packages")]
+
+
 def test_wheel_installs_and_loads_weights_offline(tmp_path):
     model = tiny_patchvae(seed=40)
     # the source tree with a placeholder packaged weight
@@ -91,9 +97,11 @@ def test_wheel_installs_and_loads_weights_offline(tmp_path):
     venv_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                     capture_output=True, text=True, check=True).stdout.strip())
     # torch, timm ... come from the test environment (a venv's --system-site-packages would be the base interpreter's)
-    (venv_site / "_test_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    (venv_site / "_test_env.pth").write_text("\n".join(_site_dirs()) + "\n")
+    # --ignore-installed: the test environment (seen through the .pth) may hold an installed patchvae already
+    # (CI installs ".[dev]"); pip must neither skip the wheel nor uninstall that copy.
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
         capture_output=True, text=True, timeout=300,
     )
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
