@@ -36,3 +36,12 @@ def fashion_mnist_test():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def isolated_zoo(monkeypatch):
+    """A registry without the weights the zoo ships: tests register their own tags (and defaults) in it."""
+    from patchvae.models import _registry
+
+    monkeypatch.setattr(_registry, "_tag_cfgs", {arch: {} for arch in _registry._tag_cfgs})
+    monkeypatch.setattr(_registry, "_default_tags", {})

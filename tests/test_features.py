@@ -266,6 +266,7 @@ def test_model_state_is_restored_and_eval_is_used(rgb):
     _assert_identical(_extract(model, rgb), eval_out)
 
 
+@pytest.mark.usefixtures("isolated_zoo")
 def test_models_without_preprocessing_and_names_without_weights(rgb, tmp_path):
     raw = PatchVAE(**TINY).eval()
     with pytest.raises(ValueError, match="has no data_config .*preprocessed=True"):

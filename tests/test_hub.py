@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 X = torch.randn(2, 3, 32, 32)
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("single_thread", "isolated_zoo")  # tests register their own weights
 
 
 @pytest.fixture

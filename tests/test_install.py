@@ -58,6 +58,13 @@ for key, model in {
     with torch.no_grad():
         out = model(x)
     result[key] = [t for t in out]
+# the real weights the zoo ships, by name, offline, from the installed copy
+for name in zoo.list_pretrained():
+    if name != "patchvae_resnet9.placeholder" and zoo.get_pretrained_cfg(name).file:
+        assert (package / "_weights" / zoo.get_pretrained_cfg(name).file).is_file(), name
+        zoo.create(name, pretrained=True)
+with torch.no_grad():
+    result["default"] = list(zoo.create("patchvae_resnet9", pretrained=True).eval()(x[:, :1]))
 torch.save(result, info["output"])
 print("ok", package)
 """
@@ -123,7 +130,10 @@ def test_wheel_installs_and_loads_weights_offline(tmp_path):
     assert run.stdout.startswith("ok") and str(venv_site) in run.stdout
 
     installed_outputs = torch.load(tmp_path / "out.pt")
-    source = {"packaged": model, "checkpoint": create("patchvae_resnet9", checkpoint_path=checkpoint)}
+    source = {"packaged": model, "checkpoint": create("patchvae_resnet9", checkpoint_path=checkpoint),
+              "default": create("patchvae_resnet9.fmnist", pretrained=True)}
     for key, reference in source.items():
-        for a, b in zip(installed_outputs[key], outputs(reference, x)):
+        inputs = x[:, :1] if key == "default" else x
+        assert len(installed_outputs[key]) == len(outputs(reference, inputs))
+        for a, b in zip(installed_outputs[key], outputs(reference, inputs)):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)

@@ -53,6 +53,27 @@ def test_pretrained_loads_by_name_and_reconstructs(name, fashion_mnist_test):
     assert errors["trained"] < 0.25 * errors["random"], errors
 
 
+def test_default_weights_through_timm_torch_hub_and_extract_features():
+    import timm
+
+    from patchvae import extract_features
+
+    repo = Path(__file__).resolve().parents[1]
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    phi = zoo.create_backbone("patchvae_resnet9.fmnist", pretrained=True).eval()
+    by_timm = timm.create_model("patchvae_resnet9", pretrained=True).eval()
+    by_hub = torch.hub.load(str(repo), "patchvae_resnet9", source="local", pretrained=True).eval()
+    assert by_hub.pretrained_cfg.name == "patchvae_resnet9.fmnist" and by_timm.pretrained_cfg["tag"] == "fmnist"
+    inputs = BatchPreprocess(phi.data_config)(x)
+    with torch.no_grad():
+        torch.testing.assert_close(by_timm(inputs), phi(inputs), rtol=0, atol=0)
+        torch.testing.assert_close(by_hub.encoder.backbone.forward_features(inputs), phi.forward_features(inputs), rtol=0, atol=0)
+        pooled = phi.forward_features(inputs).mean((2, 3))
+    # uint8 (N, 1, 28, 28) images: extract_features pads them to 32×32 and normalises as the weights say
+    feats = extract_features("patchvae_resnet9", x, amp=None)
+    torch.testing.assert_close(torch.as_tensor(feats["pooled"]), pooled, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 @pytest.mark.data
 def test_model_card_conv5_number_reproduces(fashion_mnist, fashion_mnist_test):

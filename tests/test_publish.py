@@ -17,7 +17,7 @@ from patchvae.models import create, from_pretrained
 from patchvae.models._publish import PAPER_BIBTEX, build_publish_folder, model_card, publish
 from patchvae.models._weights import sha256sum
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("single_thread", "isolated_zoo")  # tests register their own weights
 
 PROVENANCE = dict(
     dataset="cifar100",

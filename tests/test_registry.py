@@ -47,7 +47,7 @@ ARCHITECTURES = {
     "classifier_resnet18_224": Classifier,
 }
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("single_thread", "isolated_zoo")  # tests register their own weights
 
 
 # ----------------------------------------------------------------------------- names
@@ -83,8 +83,8 @@ def test_unknown_names_suggest_the_closest():
         create("patchvae_resnet8")
     with pytest.raises(ValueError, match=r"unknown model 'betavae_resnet9_32'.*'beta_vae_resnet9_32'"):
         get_pretrained_cfg("betavae_resnet9_32")
-    with pytest.raises(ValueError, match=r"no pretrained weights 'patchvae_resnet9.cifar10'.*Weights of 'patchvae_resnet9': none"):
-        create("patchvae_resnet9.cifar10", pretrained=True)
+    with pytest.raises(ValueError, match=r"no pretrained weights 'patchvae_resnet18.cifar10'.*Weights of 'patchvae_resnet18': none"):
+        create("patchvae_resnet18.cifar10", pretrained=True)
     with pytest.raises(TypeError, match="non-empty string"):
         create("")
     with pytest.raises(TypeError, match="non-empty string"):

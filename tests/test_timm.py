@@ -34,8 +34,10 @@ def test_backbone_families_are_in_timms_registry():
     assert set(timm.list_models("beta_vae_*")) == {"beta_vae_resnet9_32", "beta_vae_resnet9_64", "beta_vae_resnet18_224"}
     assert set(timm.list_models("bigan_*")) == {"bigan_resnet9_32", "bigan_resnet9_64"}
     assert not timm.is_model("classifier_resnet9_32") and not timm.is_model("vaegan_discriminator")
-    cfg = timm.models.get_pretrained_cfg("patchvae_resnet9")
-    assert cfg.input_size == (3, 32, 32) and cfg.first_conv == "conv1" and cfg.num_classes == 0
+    cfg = timm.models.get_pretrained_cfg("patchvae_resnet9")  # its default weights: Fashion-MNIST, 1 channel
+    assert cfg.input_size == (1, 32, 32) and cfg.first_conv == "conv1" and cfg.num_classes == 0
+    cfg = timm.models.get_pretrained_cfg("beta_vae_resnet9_64")  # no weights: the architecture's defaults
+    assert cfg.input_size == (3, 64, 64) and cfg.first_conv == "conv1" and cfg.num_classes == 0
 
 
 def test_timm_model_equals_create_backbone(folder):
@@ -67,6 +69,7 @@ def test_timm_features_only_num_classes_in_chans(folder):
     assert fresh(torch.randn(1, 3, 64, 64)).shape == (1, 3)
 
 
+@pytest.mark.usefixtures("isolated_zoo")
 def test_timm_pretrained_tag_and_default(monkeypatch, folder, tmp_path):
     root = tmp_path / "packaged"
     (root / "t").mkdir(parents=True)

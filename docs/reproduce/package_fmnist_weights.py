@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from patchvae.models import get_pretrained_cfg, list_pretrained
+from patchvae.models._pretrained import fmnist_provenance
 from patchvae.models._publish import build_publish_folder
 
 MODELS = {  # run name -> registry name
@@ -21,13 +23,6 @@ MODELS = {  # run name -> registry name
     "fmnist_patchvae_lw": "patchvae_resnet9.fmnist_lw",
     "fmnist_beta_vae": "beta_vae_resnet9_32.fmnist",
 }
-PROTOCOL = (
-    "Fashion-MNIST test split (10,000 images), top-1/top-5 in %. Fine-tuning (paper §4 protocol, scaled "
-    "down): supplement Table 5 classifier on φ, Table 1 columns Conv1/Conv3/Conv5 (first 1/3/5 units of φ "
-    "frozen), fashion_mnist preset: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 1e-2 divided by 10 "
-    "after epochs 4 and 8, 12 epochs, float32, seed 0. Probes: globally average-pooled φ features; linear = "
-    "L-BFGS logistic regression (L2 chosen on 10% of the training split), kNN = cosine, k=20, weighted votes."
-)
 
 
 def main() -> None:
@@ -44,15 +39,9 @@ def main() -> None:
         config = json.loads((runs / run / "model" / "config.json").read_text())
         full, folder = build_publish_folder(
             runs / run / "model", weights / name, name=name, repo_id=None,
-            dataset="fashion_mnist",
-            recipe=run,
-            command=f"patchvae train {run} --out runs/{run}",
-            epochs=config["epochs"],
             metrics=metrics,
-            protocol=PROTOCOL,
-            eval_command=(f"patchvae finetune {name} --preset conv1 conv3 conv5 --seed 0\n"
-                          f"patchvae eval {name} --probe all --seed 0"),
-            description=config.get("description") or f"{name}: trained on Fashion-MNIST with the {run} recipe",
+            description=get_pretrained_cfg(name).description if name in list_pretrained() else None,
+            **fmnist_provenance(name, run, epochs=config["epochs"]),
         )
         saved = json.loads((folder / "config.json").read_text())
         print(f"{full}: sha256 {saved['sha256']}  metrics {metrics}")

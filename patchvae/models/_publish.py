@@ -121,7 +121,7 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         "",
         f"# {name}",
         "",
-        (config.get("description") or f"{config['architecture']} weights") + ".",
+        (config.get("description") or f"{config['architecture']} weights").rstrip(".") + ".",
         "",
         f"PatchVAE (Gupta, Singh, Shrivastava, CVPR 2020, [arXiv:{ARXIV_ID}](https://arxiv.org/abs/{ARXIV_ID})) "
         "learns a representation of local parts: a visibility map and an appearance code per part. "
