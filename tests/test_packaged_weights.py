@@ -87,3 +87,17 @@ def test_model_card_conv5_number_reproduces(fashion_mnist, fashion_mnist_test):
                       config="fashion_mnist", progress=False)
     # one point of slack: thread count and BLAS order change the last digits of float32 SGD
     assert abs(result.top1 - cfg.metrics["conv5_top1"]) < 1.0, (result.top1, cfg.metrics)
+
+
+def test_readme_usage_example_runs_as_written():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    out = namespace["out"]
+    assert out.reconstruction.shape == (8, 1, 32, 32) and out.visibility_probs.shape == (8, 16, 4, 4)
+    assert out.appearance_mean.shape == (8, 16, 6) and out.patch_code.shape == (8, 96, 4, 4)
+    assert namespace["rgb"].encoder.backbone.conv1.in_channels == 3
+    assert namespace["clf"].num_classes == 10
