@@ -279,7 +279,8 @@ default_cfgs: dict[str, PretrainedCfg] = {
                  "linear_probe_top1": 84.23, "knn_top1": 81.29},
         **fmnist_provenance("patchvae_resnet9.fmnist_lw", "fmnist_patchvae_lw"),
         description=(
-            "PatchVAE + L_w (reconstruction weighted by part visibility, paper §3.4), ResNet-9 φ, N=16 "
+            "PatchVAE + L_w (reconstruction weighted by the gradient energy of 8×8 patches, paper §3.4), "
+            "ResNet-9 φ, N=16 "
             "parts, d_p=6, 1 channel, 20 epochs on the 60,000 Fashion-MNIST training images with the "
             "paper's hyper-parameters. The visibility of 5 of the 16 parts depends on the image; the other 11 "
             "stay at the prior 1/16 (docs/results.md)."
