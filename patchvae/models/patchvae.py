@@ -280,10 +280,9 @@ default_cfgs: dict[str, PretrainedCfg] = {
         **fmnist_provenance("patchvae_resnet9.fmnist_lw", "fmnist_patchvae_lw"),
         description=(
             "PatchVAE + L_w (reconstruction weighted by the gradient energy of 8×8 patches, paper §3.4), "
-            "ResNet-9 φ, N=16 "
-            "parts, d_p=6, 1 channel, 20 epochs on the 60,000 Fashion-MNIST training images with the "
-            "paper's hyper-parameters. The visibility of 5 of the 16 parts depends on the image; the other 11 "
-            "stay at the prior 1/16 (docs/results.md)."
+            "ResNet-9 φ, N=16 parts, d_p=6, 1 channel, 20 epochs on the 60,000 Fashion-MNIST training images "
+            "with the paper's hyper-parameters. The visibility of 5 of the 16 parts depends on the image; the "
+            "other 11 stay at the prior 1/16 (docs/results.md)."
         ),
     ),
     "patchvae_resnet18": _cfg(data_config=IMAGENET, description="PatchVAE, ResNet-18 φ, N=64, d_p=16 (paper Table 2)"),
