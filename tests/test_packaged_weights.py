@@ -30,6 +30,7 @@ def test_packaged_folder_is_complete_and_intact(name):
     assert sha256sum(path) == cfg.sha256
     folder = json.loads((path.parent / "config.json").read_text())
     assert folder["sha256"] == cfg.sha256 and folder["metrics"] == dict(cfg.metrics)
+    assert folder["description"] == cfg.description and folder["command"] == cfg.command
     card = (path.parent / "README.md").read_text()
     assert "license: mit" in card and "@inproceedings" in card
     for value in cfg.metrics.values():
