@@ -50,6 +50,7 @@ class Recipe:
     amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  #: autocast dtype ("auto": bf16 where the hardware has it)
     channels_last: bool = True
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"  #: torch.compile the step
+    fused_optimizer: bool = True  #: fused Adam kernels on CPU/CUDA (False: torch's default per-tensor loop)
     paper_ref: str = ""  #: where the run comes from, e.g. "Table 1, PatchVAE + L_w, CIFAR100"
     finetune_protocol: str = ""  #: evaluation protocol preset (patchvae.evaluation) matching the dataset
     notes: tuple[str, ...] = ()

@@ -93,9 +93,13 @@ def load_checkpoint(
         load_state_dict_strict(module, state, f"{path} [{name}]")
     for name, optimizer in optimizers.items():
         _restore_optimizer(f"optimizer.{name}", optimizer, tensors, meta["optimizers"][name])
-        for per_param in optimizer.state.values():
+        # per-parameter state in its parameter's device and memory layout (channels_last conv weights): the
+        # file holds contiguous tensors, and fused optimizer kernels expect state laid out as the parameter
+        for param, per_param in optimizer.state.items():
             for key, value in per_param.items():
-                if isinstance(value, torch.Tensor) and key != "step":
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and key != "step":
+                    per_param[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+                elif isinstance(value, torch.Tensor) and key != "step":
                     per_param[key] = value.to(map_location)
     torch.set_rng_state(tensors["rng.cpu"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
