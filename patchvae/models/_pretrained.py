@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..data.config import DataConfig
+from ..data.config import FASHION_MNIST, DataConfig
 
 __all__ = ["PretrainedCfg"]
 
@@ -88,3 +88,9 @@ def fmnist_provenance(name: str, recipe: str, epochs: int = 20) -> dict[str, Any
         "eval_command": (f"patchvae finetune {name} --preset conv1 conv3 conv5 --seed 0\n"
                          f"patchvae eval {name} --probe all --seed 0"),
     }
+
+
+def fmnist_weights(name: str, recipe: str) -> dict[str, Any]:
+    """``PretrainedCfg`` fields shared by the packaged Fashion-MNIST weights ``name`` (``weights/<name>/``)."""
+    return {"file": f"{name}/model.safetensors", "model_args": {"in_chans": 1}, "data_config": FASHION_MNIST,
+            **fmnist_provenance(name, recipe)}

@@ -17,9 +17,9 @@ import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
-from ..data.config import CIFAR, FASHION_MNIST, IMAGENET, SCENES_64
+from ..data.config import CIFAR, IMAGENET, SCENES_64
 from ._builder import build_model_with_cfg
-from ._pretrained import PretrainedCfg, fmnist_provenance
+from ._pretrained import PretrainedCfg, fmnist_weights
 from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .layers import PyramidDecoder, check_images, sample_gaussian, upcast
@@ -151,14 +151,11 @@ default_cfgs: dict[str, PretrainedCfg] = {
     "beta_vae_resnet9_32": _cfg(data_config=CIFAR, description="β-VAE, ResNet-9 φ, 32×32 (supplement Tables 1, 3)"),
     # the default weights of ``create("beta_vae_resnet9_32", pretrained=True)``
     "beta_vae_resnet9_32.fmnist": _cfg(
-        file="beta_vae_resnet9_32.fmnist/model.safetensors",
+        **fmnist_weights("beta_vae_resnet9_32.fmnist", "fmnist_beta_vae"),
         sha256="a06c2deb9cd64c9e01749e899a7c77153eb86abd7701d57a2fc5429dc6fe9c29",
-        model_args={"in_chans": 1},
-        data_config=FASHION_MNIST,
         num_params=1_654_016,
         metrics={"conv1_top1": 90.76, "conv3_top1": 90.07, "conv5_top1": 87.26, "conv5_top5": 99.81,
                  "linear_probe_top1": 84.81, "knn_top1": 84.56},
-        **fmnist_provenance("beta_vae_resnet9_32.fmnist", "fmnist_beta_vae"),
         description=(
             "β-VAE baseline (β=1, the paper's Table 1 baseline), ResNet-9 φ, 32×32, 1 channel, 20 epochs on "
             "the 60,000 Fashion-MNIST training images with the same budget as the PatchVAE weights."

@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ..data.config import CIFAR, FASHION_MNIST, IMAGENET
+from ..data.config import CIFAR, IMAGENET
 from ._builder import build_model_with_cfg
-from ._pretrained import PretrainedCfg, fmnist_provenance
+from ._pretrained import PretrainedCfg, fmnist_weights
 from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .layers import PyramidDecoder, check_images, sample_gaussian, upcast
@@ -255,14 +255,11 @@ default_cfgs: dict[str, PretrainedCfg] = {
     "patchvae_resnet9": _cfg(data_config=CIFAR, description="PatchVAE, ResNet-9 φ, N=16, d_p=6 (paper Table 1)"),
     # the first tag is the default weights of ``create("patchvae_resnet9", pretrained=True)``
     "patchvae_resnet9.fmnist": _cfg(
-        file="patchvae_resnet9.fmnist/model.safetensors",
+        **fmnist_weights("patchvae_resnet9.fmnist", "fmnist_patchvae"),
         sha256="451f7ce1cb893ac8952076e2e5fb2201fd1405670b97fa3e3287266579c7105b",
-        model_args={"in_chans": 1},
-        data_config=FASHION_MNIST,
         num_params=1_598_480,
         metrics={"conv1_top1": 89.7, "conv3_top1": 88.11, "conv5_top1": 77.71, "conv5_top5": 99.62,
                  "linear_probe_top1": 84.1, "knn_top1": 80.2},
-        **fmnist_provenance("patchvae_resnet9.fmnist", "fmnist_patchvae"),
         description=(
             "PatchVAE (L2 reconstruction loss), ResNet-9 φ, N=16 parts, d_p=6, 1 channel, 20 epochs on the "
             "60,000 Fashion-MNIST training images with the paper's hyper-parameters. The visibility of 2 of "
@@ -270,14 +267,11 @@ default_cfgs: dict[str, PretrainedCfg] = {
         ),
     ),
     "patchvae_resnet9.fmnist_lw": _cfg(
-        file="patchvae_resnet9.fmnist_lw/model.safetensors",
+        **fmnist_weights("patchvae_resnet9.fmnist_lw", "fmnist_patchvae_lw"),
         sha256="d5835a7d15d1519dff3cecd78876e991ae74a9b5094bcc36b26f19bb2bda2fc0",
-        model_args={"in_chans": 1},
-        data_config=FASHION_MNIST,
         num_params=1_598_480,
         metrics={"conv1_top1": 89.82, "conv3_top1": 88.62, "conv5_top1": 80.16, "conv5_top5": 99.61,
                  "linear_probe_top1": 84.23, "knn_top1": 81.29},
-        **fmnist_provenance("patchvae_resnet9.fmnist_lw", "fmnist_patchvae_lw"),
         description=(
             "PatchVAE + L_w (reconstruction weighted by the gradient energy of 8×8 patches, paper §3.4), "
             "ResNet-9 φ, N=16 parts, d_p=6, 1 channel, 20 epochs on the 60,000 Fashion-MNIST training images "
