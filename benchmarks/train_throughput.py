@@ -22,21 +22,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-# the baseline is a plain PyTorch loop: float32, NCHW, torch.optim.Adam with its default (per-tensor) update
-BASELINE = {"amp": "none", "channels_last": False, "compile": False, "fused_optimizer": False}
+# the baseline is a plain PyTorch loop in a plain process: float32, NCHW, torch.optim.Adam with its default
+# (per-tensor) update, glibc's default heap. "heap": the trainer's retain_freed_memory() (CPU only).
+# "gemm": the recipe's gemm_weight_grads (bf16 on CPU only).
+BASELINE = {"amp": "none", "channels_last": False, "compile": False, "fused_optimizer": False, "heap": False,
+            "gemm": False}
+DEFAULT = {"amp": "bf16", "channels_last": True, "compile": False, "heap": True, "gemm": True}
 CPU_CONFIGS = {
     "eager fp32 (baseline)": BASELINE,
-    "fp32 + channels_last": {"amp": "none", "channels_last": True, "compile": False},
-    "bf16 autocast": {"amp": "bf16", "channels_last": False, "compile": False},
-    "bf16 + channels_last, unfused Adam": {"amp": "bf16", "channels_last": True, "compile": False, "fused_optimizer": False},
-    "bf16 + channels_last + fused Adam (default)": {"amp": "bf16", "channels_last": True, "compile": False},
-    "default + compile": {"amp": "bf16", "channels_last": True, "compile": True},
+    "baseline + retained heap": {**BASELINE, "heap": True},
+    "fp32 + channels_last + fused Adam + heap": {**DEFAULT, "amp": "none"},
+    "bf16 autocast": {**BASELINE, "amp": "bf16"},
+    "bf16 + channels_last + fused Adam": {**DEFAULT, "heap": False, "gemm": False},
+    "bf16 + channels_last + fused Adam + heap": {**DEFAULT, "gemm": False},
+    "bf16 + channels_last + fused Adam + heap + GEMM grads (default)": DEFAULT,
+    "default + compile": {**DEFAULT, "compile": True},
 }
 GPU_CONFIGS = {
     "eager fp32 (baseline)": BASELINE,
-    "bf16 + channels_last + fused Adam (default)": {"amp": "bf16", "channels_last": True, "compile": False},
-    "default + compile": {"amp": "bf16", "channels_last": True, "compile": True},
-    "default + compile (cudagraphs)": {"amp": "bf16", "channels_last": True, "compile": "reduce-overhead"},
+    "bf16 + channels_last + fused Adam (default)": DEFAULT,
+    "default + compile": {**DEFAULT, "compile": True},
+    "default + compile (cudagraphs)": {**DEFAULT, "compile": "reduce-overhead"},
 }
 
 
@@ -48,13 +54,15 @@ def run_one(cfg: dict, device: str, batch: int, steps: int, warmup: int, in_chan
     from patchvae.recipes import get_recipe
     from patchvae.training.distributed import World
     from patchvae.training.tasks import make_task
-    from patchvae._runtime import resolve_amp
+    from patchvae._runtime import resolve_amp, retain_freed_memory
 
     torch.manual_seed(0)
     dev = torch.device(device)
+    if cfg["heap"] and dev.type == "cpu":
+        assert retain_freed_memory(), "retain_freed_memory() had no effect here (not glibc?)"
     recipe = get_recipe("cifar100_patchvae").with_overrides(
         {"amp": cfg["amp"], "channels_last": cfg["channels_last"], "batch_size": batch, "model_args": {"in_chans": in_chans},
-         "fused_optimizer": cfg.get("fused_optimizer", True)}
+         "fused_optimizer": cfg.get("fused_optimizer", True), "gemm_weight_grads": cfg["gemm"]}
     )
     model = create(recipe.model, **recipe.model_args).to(dev)
     model.check_inputs = False
@@ -75,6 +83,7 @@ def run_one(cfg: dict, device: str, batch: int, steps: int, warmup: int, in_chan
     warm_s = time.perf_counter() - t_compile
     # best of ``repeats`` timed windows: the machine's noise only ever slows a window down
     elapsed = float("inf")
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for r in range(repeats):
         t0 = time.perf_counter()
         for i in range(steps):
@@ -83,7 +92,8 @@ def run_one(cfg: dict, device: str, batch: int, steps: int, warmup: int, in_chan
         sync()
         elapsed = min(elapsed, time.perf_counter() - t0)
     out = {"images_per_s": batch * steps / elapsed, "step_ms": 1000 * elapsed / steps, "warmup_s": warm_s,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "page_faults_per_step": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / (repeats * steps)}
     if dev.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -124,13 +134,13 @@ def main() -> None:
     base = rows[next(iter(configs))].get("images_per_s")
     print(f"\nPatchVAE-ResNet9 training step, 32x32x{args.in_chans}, batch {args.batch}, device {args.device}, "
           f"torch {torch.__version__}, {os.cpu_count()} CPU threads")
-    print(f"{'configuration':<44} {'img/s':>8} {'x base':>7} {'ms/step':>8} {'peak RSS MB':>12}")
+    print(f"{'configuration':<64} {'img/s':>8} {'x base':>7} {'ms/step':>8} {'peak RSS MB':>12} {'faults/step':>12}")
     for name, r in rows.items():
         if "error" in r:
-            print(f"{name:<44} error: {r['error']}")
+            print(f"{name:<64} error: {r['error']}")
             continue
-        print(f"{name:<44} {r['images_per_s']:>8.0f} {r['images_per_s'] / base:>7.2f} {r['step_ms']:>8.1f} "
-              f"{r['peak_rss_mb']:>12.0f}")
+        print(f"{name:<64} {r['images_per_s']:>8.0f} {r['images_per_s'] / base:>7.2f} {r['step_ms']:>8.1f} "
+              f"{r['peak_rss_mb']:>12.0f} {r.get('page_faults_per_step', float('nan')):>12.0f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"train_throughput_{args.device.split(':')[0]}.json"
     out.write_text(json.dumps({"device": args.device, "batch": args.batch, "in_chans": args.in_chans,

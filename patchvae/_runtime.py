@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 import torch
 
-__all__ = ["autocast", "deterministic_mode", "resolve_amp", "resolve_device"]
+__all__ = ["autocast", "deterministic_mode", "resolve_amp", "resolve_device", "retain_freed_memory"]
 
 log = logging.getLogger(__name__)
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+# glibc mallopt parameters (malloc.h) and the values retain_freed_memory() sets
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 * 2**20  # glibc's own ceiling for its dynamic mmap threshold on 64-bit
+_TRIM_THRESHOLD = 256 * 2**20
+_HEAP_ENV = "PATCHVAE_RETAIN_FREED_MEMORY"
+_heap_tuned = False
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -24,6 +33,41 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(device)!r} requested but CUDA is not available; use --device cpu")
     return dev
+
+
+def _is_glibc() -> bool:
+    try:
+        return sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def retain_freed_memory() -> bool:
+    """Let this process's heap keep freed tensor memory for reuse instead of returning it to the OS.
+
+    With glibc's defaults, the activations of every CPU training step (blocks of 0.1-32 MB) are
+    ``mmap``-ed and unmapped again, so each step pays ~2,000-3,000 page faults to re-zero fresh pages
+    (~5% of a PatchVAE-ResNet9 step on 2 cores). Raising the mmap threshold to 32 MiB and the trim
+    threshold to 256 MiB (``mallopt``) keeps those pages in the heap; peak memory is unchanged since
+    the same blocks are reused every step. Process-wide and permanent; Linux/glibc only (a no-op
+    elsewhere). Set ``PATCHVAE_RETAIN_FREED_MEMORY=0`` to keep the allocator's defaults.
+
+    Returns True if the setting is in effect.
+    """
+    global _heap_tuned
+    if _heap_tuned:
+        return True
+    if os.environ.get(_HEAP_ENV, "1") == "0" or not _is_glibc():
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - a static or unusual libc
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _heap_tuned = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    log.debug("glibc heap keeps freed memory (mmap threshold %d, trim threshold %d): %s",
+              _MMAP_THRESHOLD, _TRIM_THRESHOLD, _heap_tuned)
+    return _heap_tuned
 
 
 def cpu_has_native_bf16() -> bool:

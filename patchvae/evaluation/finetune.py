@@ -37,7 +37,7 @@ from .backbone_source import BackboneSource, backbone_arch, resolve_backbone
 from .config import PROTOCOLS, FinetuneConfig, get_protocol
 from .metrics import top_k_correct
 from .results import FinetuneResult
-from .._runtime import autocast, deterministic_mode, resolve_device
+from .._runtime import autocast, deterministic_mode, resolve_device, retain_freed_memory
 
 __all__ = ["build_classifier", "evaluate_classifier", "finetune", "protocol_name", "resolve_data_config_for"]
 
@@ -275,6 +275,8 @@ def finetune(
     config = config or FinetuneConfig()
     label = protocol_name(config, protocol)
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        retain_freed_memory()
     in_chans = data_config.channels if data_config is not None else None
     img_size = data_config.input_size[1] if data_config is not None else None
     if isinstance(backbone, ResNetTrunk):

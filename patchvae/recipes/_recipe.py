@@ -51,6 +51,7 @@ class Recipe:
     channels_last: bool = True
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"  #: torch.compile the step
     fused_optimizer: bool = True  #: fused Adam kernels on CPU/CUDA (False: torch's default per-tensor loop)
+    gemm_weight_grads: bool = True  #: bf16 on CPU: small-map transposed-conv weight gradients by one GEMM
     paper_ref: str = ""  #: where the run comes from, e.g. "Table 1, PatchVAE + L_w, CIFAR100"
     finetune_protocol: str = ""  #: evaluation protocol preset (patchvae.evaluation) matching the dataset
     notes: tuple[str, ...] = ()

@@ -26,6 +26,7 @@ from ..losses import (
 from ..models import BiGAN, Discriminator, PatchVAE
 from ..recipes import Recipe
 from .distributed import World, wrap_ddp
+from .gemm_grads import use_gemm_weight_grads
 from .images import save_reconstructions, save_samples, save_visibility_maps
 
 __all__ = ["BiGANTask", "Task", "VAETask", "make_task"]
@@ -249,6 +250,8 @@ class BiGANTask(Task):
 
 
 def make_task(model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None) -> Task:
+    if recipe.gemm_weight_grads and device.type == "cpu" and amp_dtype == torch.bfloat16:
+        use_gemm_weight_grads(model)
     if recipe.family == "bigan":
         if not isinstance(model, BiGAN):
             raise ValueError(f"recipe {recipe.name}: family 'bigan' needs a BiGAN model, got {type(model).__name__}")

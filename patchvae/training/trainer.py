@@ -26,7 +26,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .. import models
-from .._runtime import deterministic_mode, resolve_amp, resolve_device
+from .._runtime import deterministic_mode, resolve_amp, resolve_device, retain_freed_memory
 from ..models.layers import check_images
 from ..recipes import Recipe
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -40,7 +40,7 @@ __all__ = ["TrainResult", "TrainingDivergedError", "train"]
 log = logging.getLogger(__name__)
 
 # Recipe fields that may change when resuming (everything else must match the checkpoint).
-_RESUMABLE_CHANGES = frozenset({"epochs", "name", "description", "notes"})
+_RESUMABLE_CHANGES = frozenset({"epochs", "name", "description", "notes", "gemm_weight_grads"})
 
 
 class TrainingDivergedError(RuntimeError):
@@ -104,6 +104,8 @@ def train(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = not deterministic
+    if device.type == "cpu":
+        retain_freed_memory()  # no page faults for the activations every step
     amp_dtype = resolve_amp(recipe.amp, device)
     with deterministic_mode(deterministic):
         return _run(recipe, out_dir, device, world, amp_dtype, data_dir=data_dir, resume=resume,
