@@ -1,7 +1,10 @@
 """Training-step throughput of PatchVAE-ResNet9 (32×32, batch 128): fast paths vs a plain eager fp32 baseline.
 
-Each configuration runs in its own subprocess (clean peak-memory numbers), all in one invocation so
-the ratios compare like with like. Prints a table and writes ``benchmarks/results/train_throughput.json``.
+Each configuration lives in its own worker process (its own allocator settings and clean peak-memory
+numbers). The workers run in lockstep: window after window, every configuration times ``--steps``
+steps in turn, so a slow phase of a shared machine hits all of them alike. A configuration's ratio to
+the baseline is the median over windows of the baseline's window time over its own, from adjacent
+windows. Prints a table and writes ``benchmarks/results/train_throughput_<device>.json``.
 
     python benchmarks/train_throughput.py                 # CPU
     python benchmarks/train_throughput.py --device cuda   # GPU (adds CUDA-graph / compile variants)
@@ -14,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -46,15 +50,15 @@ GPU_CONFIGS = {
 }
 
 
-def run_one(cfg: dict, device: str, batch: int, steps: int, warmup: int, in_chans: int, repeats: int = 3) -> dict:
-    """Time ``steps`` optimiser steps of the trainer's own step function (after ``warmup``), best of ``repeats``."""
+def serve(cfg: dict, device: str, batch: int, warmup: int, in_chans: int) -> None:
+    """Worker: build the trainer's step for ``cfg``, warm up, then time ``N`` steps per stdin line ``N``."""
     import torch
 
+    from patchvae._runtime import resolve_amp, retain_freed_memory
     from patchvae.models import create
     from patchvae.recipes import get_recipe
     from patchvae.training.distributed import World
     from patchvae.training.tasks import make_task
-    from patchvae._runtime import resolve_amp, retain_freed_memory
 
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -70,82 +74,109 @@ def run_one(cfg: dict, device: str, batch: int, steps: int, warmup: int, in_chan
         model.to(memory_format=torch.channels_last)
     task = make_task(model, recipe, dev, World(), resolve_amp(recipe.amp, dev))
     if cfg["compile"]:
-        mode = cfg["compile"] if isinstance(cfg["compile"], str) else None
-        task.compile(mode=mode)
+        task.compile(mode=cfg["compile"] if isinstance(cfg["compile"], str) else None)
     x = torch.rand(batch, in_chans, 32, 32, device=dev) * 2 - 1
     if cfg["channels_last"]:
         x = x.contiguous(memory_format=torch.channels_last)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    t_compile = time.perf_counter()
-    for i in range(warmup):
-        task.train_step(x, i)
+    t0 = time.perf_counter()
+    step = 0
+    for step in range(warmup):
+        task.train_step(x, step)
     sync()
-    warm_s = time.perf_counter() - t_compile
-    # best of ``repeats`` timed windows: the machine's noise only ever slows a window down
-    elapsed = float("inf")
-    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(steps):
-            parts = task.train_step(x, warmup + r * steps + i)
+    print(json.dumps({"warmup_s": time.perf_counter() - t0}), flush=True)
+    faults = timed_steps = 0
+    for line in sys.stdin:
+        n = int(line)
+        f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+        for _ in range(n):
+            step += 1
+            parts = task.train_step(x, step)
         float(parts["loss"])
         sync()
-        elapsed = min(elapsed, time.perf_counter() - t0)
-    out = {"images_per_s": batch * steps / elapsed, "step_ms": 1000 * elapsed / steps, "warmup_s": warm_s,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "page_faults_per_step": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / (repeats * steps)}
-    if dev.type == "cuda":
-        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
+        seconds = time.perf_counter() - t0
+        faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+        timed_steps += n
+        stats = {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                 "page_faults_per_step": faults / timed_steps}
+        if dev.type == "cuda":
+            stats["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        print(json.dumps(stats), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed window")
+    parser.add_argument("--windows", type=int, default=15, help="timed windows per configuration, in lockstep")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--in-chans", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3, help="timed windows of --steps steps; the best is reported")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds over all configurations")
-    parser.add_argument("--only", help="run one named configuration (internal)")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # worker mode (internal)
     args = parser.parse_args()
     configs = GPU_CONFIGS if args.device.startswith("cuda") else CPU_CONFIGS
-    if args.only:
-        print(json.dumps(run_one(configs[args.only], args.device, args.batch, args.steps, args.warmup, args.in_chans, args.repeats)))
+    if args.serve:
+        serve(configs[args.serve], args.device, args.batch, args.warmup, args.in_chans)
         return
     import torch
 
-    # configurations interleaved over --rounds (a shared machine's slow phases hit all of them), best round kept
+    workers: dict[str, subprocess.Popen] = {}
+    info: dict[str, dict] = {}
+    for name in configs:  # started one at a time: warm-up (and compilation) is not timed against the others
+        cmd = [sys.executable, __file__, "--device", args.device, "--batch", str(args.batch), "--warmup",
+               str(args.warmup), "--in-chans", str(args.in_chans), "--serve", name]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        line = proc.stdout.readline()
+        if not line:
+            info[name] = {"error": f"worker exited with {proc.wait()}"}
+            continue
+        workers[name], info[name] = proc, json.loads(line)
+    times: dict[str, list[float]] = {name: [] for name in workers}
+    names = list(workers)
+    for window in range(args.windows):
+        order = names[window % len(names):] + names[:window % len(names)]  # rotate who goes first
+        for name in order:
+            workers[name].stdin.write(f"{args.steps}\n")
+            workers[name].stdin.flush()
+            stats = json.loads(workers[name].stdout.readline())
+            times[name].append(stats.pop("seconds"))
+            info[name].update(stats)
+        print(f"  window {window + 1}: " + ", ".join(f"{n}: {args.batch * args.steps / times[n][-1]:.0f}" for n in names),
+              file=sys.stderr, flush=True)
+    for proc in workers.values():
+        proc.stdin.close()
+        proc.wait()
+
+    base_name = next(iter(configs))
     rows: dict[str, dict] = {}
-    for round_ in range(args.rounds):
-        for name in configs:
-            cmd = [sys.executable, __file__, "--device", args.device, "--batch", str(args.batch), "--steps",
-                   str(args.steps), "--warmup", str(args.warmup), "--in-chans", str(args.in_chans), "--repeats",
-                   str(args.repeats), "--only", name]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            if proc.returncode:
-                result = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
-            else:
-                result = json.loads(proc.stdout.strip().splitlines()[-1])
-            if name not in rows or result.get("images_per_s", 0) > rows[name].get("images_per_s", 0):
-                rows[name] = result
-            print(f"  round {round_ + 1} {name}: {result}", file=sys.stderr, flush=True)
-    base = rows[next(iter(configs))].get("images_per_s")
+    for name in configs:
+        if name not in times:
+            rows[name] = info[name]
+            continue
+        t = times[name]
+        ratios = [b / c for b, c in zip(times[base_name], t)]
+        rows[name] = {**info[name], "images_per_s": args.batch * args.steps / statistics.median(t),
+                      "step_ms": 1000 * statistics.median(t) / args.steps, "speedup": statistics.median(ratios),
+                      "speedup_min": min(ratios), "speedup_max": max(ratios), "window_seconds": t}
     print(f"\nPatchVAE-ResNet9 training step, 32x32x{args.in_chans}, batch {args.batch}, device {args.device}, "
-          f"torch {torch.__version__}, {os.cpu_count()} CPU threads")
-    print(f"{'configuration':<64} {'img/s':>8} {'x base':>7} {'ms/step':>8} {'peak RSS MB':>12} {'faults/step':>12}")
+          f"torch {torch.__version__}, {os.cpu_count()} CPU threads; medians of {args.windows} lockstep windows "
+          f"of {args.steps} steps")
+    print(f"{'configuration':<64} {'img/s':>7} {'x base':>7} {'(range)':>11} {'ms/step':>8} {'peak RSS MB':>11} "
+          f"{'faults/step':>11}")
     for name, r in rows.items():
         if "error" in r:
             print(f"{name:<64} error: {r['error']}")
             continue
-        print(f"{name:<64} {r['images_per_s']:>8.0f} {r['images_per_s'] / base:>7.2f} {r['step_ms']:>8.1f} "
-              f"{r['peak_rss_mb']:>12.0f} {r.get('page_faults_per_step', float('nan')):>12.0f}")
+        spread = f"{r['speedup_min']:.2f}-{r['speedup_max']:.2f}"
+        print(f"{name:<64} {r['images_per_s']:>7.0f} {r['speedup']:>7.2f} {spread:>11} {r['step_ms']:>8.1f} "
+              f"{r['peak_rss_mb']:>11.0f} {r['page_faults_per_step']:>11.0f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"train_throughput_{args.device.split(':')[0]}.json"
-    out.write_text(json.dumps({"device": args.device, "batch": args.batch, "in_chans": args.in_chans,
-                               "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-                               "cpu_count": os.cpu_count(), "results": rows}, indent=2))
+    out.write_text(json.dumps({"device": args.device, "batch": args.batch, "in_chans": args.in_chans, "steps": args.steps,
+                               "windows": args.windows, "torch": torch.__version__,
+                               "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                               "results": rows}, indent=2))
     print(f"\nwritten {out.relative_to(ROOT)}")
 
 
