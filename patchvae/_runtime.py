@@ -46,8 +46,8 @@ def retain_freed_memory() -> bool:
     """Let this process's heap keep freed tensor memory for reuse instead of returning it to the OS.
 
     With glibc's defaults, the activations of every CPU training step (blocks of 0.1-32 MB) are
-    ``mmap``-ed and unmapped again, so each step pays ~2,000-3,000 page faults to re-zero fresh pages
-    (~5% of a PatchVAE-ResNet9 step on 2 cores). Raising the mmap threshold to 32 MiB and the trim
+    ``mmap``-ed and unmapped again, so each step pays thousands of page faults for fresh zeroed pages
+    (2,500 in bf16, 11,000+ in float32 for PatchVAE-ResNet9 at batch 128; docs/benchmarks.md). Raising the mmap threshold to 32 MiB and the trim
     threshold to 256 MiB (``mallopt``) keeps those pages in the heap; peak memory is unchanged since
     the same blocks are reused every step. Process-wide and permanent; Linux/glibc only (a no-op
     elsewhere). Set ``PATCHVAE_RETAIN_FREED_MEMORY=0`` to keep the allocator's defaults.

@@ -62,9 +62,8 @@ class _ConvTranspose2dGemmGrad(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             # conv_transpose2d(x, w) is the adjoint of conv2d(·, w): the same sum with x and y swapped,
             # already in the (C_in, C_out, kh, kw) layout of a transposed conv's weight
-            grad_w = conv_weight_grad_gemm(grad_out, x, weight.shape[-2:], stride, padding)
-            layout = torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-            grad_w = grad_w.contiguous(memory_format=layout)
+            # (returned in the weight's own memory layout, as PyTorch's kernel does)
+            grad_w = torch.empty_like(weight).copy_(conv_weight_grad_gemm(grad_out, x, weight.shape[-2:], stride, padding))
         if has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None, None
