@@ -5,11 +5,22 @@ them batch by batch; ``save_features`` streams them to a ``.npy``/``.safetensors
 ``patchvae extract`` runs), so a folder of any size is never held in memory.
 
 Every raw input (uint8 tensors, PIL images, uint8 numpy arrays, image files, folders, datasets) is
-turned into uint8 (C, H, W) tensors and goes through one pipeline, so all input types give
-bit-identical features: drop alpha, grayscale <-> RGB to the model's channels (ITU-R 601 luma),
-fit to the weights' input size (``model.data_config``: resize + centre crop, or pad), scale to
-[0, 1] and normalise. Each image is preprocessed on its own and the model runs in eval mode, so the
+turned into uint8 (C, H, W) tensors (:mod:`patchvae._extract.inputs`) and goes through one pipeline,
+so all input types give bit-identical features: drop alpha, then exactly
+``patchvae.data.create_transform(model)`` of the image as a PIL image (grayscale <-> RGB to the
+model's channels as PIL's ``convert``, resize by PIL + centre crop or pad to the weights' input size
+(``model.data_config``), scale to [0, 1], normalise): the tensors timm's
+``create_transform(**resolve_data_config(model=model))`` gives for images whose mode matches the
+model's channels. Each image is preprocessed on its own and the model runs in eval mode, so the
 batch size does not change the results.
+
+Results carry the input file names (``.files``), what was skipped with ``on_error="skip"``
+(``.skipped``) and the precision actually used (``.amp``): :class:`FeatureDict` is a plain
+``dict[str, Tensor]`` with these attributes.
+
+The layers come from the model itself, through the representation protocol
+(:class:`patchvae.models.Representable`: ``model.representations()`` lists them with their shapes,
+``model.represent(x, names, mode)`` computes them): this module knows no model family.
 """
 
 from __future__ import annotations
@@ -17,21 +28,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 
+from ._extract.inputs import IMAGE_SUFFIXES, ON_ERROR, Item, count_images, iter_items, list_image_files
+from ._extract.writers import RowWriter, write_npy, write_safetensors
 from ._runtime import autocast, resolve_amp
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "FeatureBatch",
+    "FeatureDict",
     "available_layers",
     "extract_features",
     "iter_features",
@@ -41,42 +53,49 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: file types read from folders (case-insensitive)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
-MODES = ("mean", "sample")
+MODES = ("mean", "sample", "embedding")
 _FEATURE_DOC = """
-    Layers and their shapes (``N`` images; ``H×W`` the weights' input size ``data_config.input_size``,
-    or the size of preprocessed tensors; ``h×w = H/s × W/s`` with φ's stride ``s``: 8 for ResNet-9,
-    32 for ResNet-18; ``P`` parts of dimension ``d_p``; ``D`` latent size; ``d_e`` φ's width):
+    Layers: every model lists its own, with per-image shapes, in ``model.representations()``
+    (:func:`available_layers` gives the names; ``docs/api.md`` has the table of every family). All
+    φ-based models have ``"stem"``, φ's stages (``"layer1"``, ``"layer2"`` ...), ``"features"``
+    (f = φ(x), (N, d_e, h, w)) and ``"pooled"`` (N, d_e), the default. PatchVAE adds part
+    ``"visibility"`` / ``"visibility_logits"`` (N, P, h, w), ``"appearance"`` / ``"appearance_var"``
+    (N, P, d_p) and ``"patch_code"`` (N, P·d_p, h, w); β-VAE ``"latent"`` / ``"latent_var"`` (N, D);
+    BiGAN ``"latent"`` (N, D); the Table 5 classifier ``"pre_logits"`` and ``"logits"``.
 
-    * ``"stem"`` (all models): (N, 64, H/2, W/2), φ's stem (7×7/2 conv + BN + ReLU).
-    * ``"layer1"`` (all): (N, 64, H/4, W/4), φ's first residual stage.
-    * ``"layer2"`` (all): (N, 128, H/8, W/8), φ's second stage (ResNet-9's last).
-    * ``"layer3"`` (ResNet-18 φ): (N, 256, H/16, W/16).
-    * ``"layer4"`` (ResNet-18 φ): (N, 512, H/32, W/32).
-    * ``"features"`` (all): (N, d_e, h, w), f = φ(x), the last stage (d_e = 128 or 512).
-    * ``"pooled"`` (all, the default): (N, d_e), the global average of φ(x).
-    * ``"visibility"`` (PatchVAE): (N, P, h, w), Q^V(z_vis = 1 | x), the part visibility maps.
-    * ``"visibility_logits"`` (PatchVAE): (N, P, h, w), their logits.
-    * ``"appearance"`` (PatchVAE): (N, P, d_p), pooled part appearance μ̄ (``mode="mean"``) or a
-      sample z_app ~ N(μ̄, σ̄²) (``mode="sample"``).
-    * ``"appearance_var"`` (PatchVAE): (N, P, d_p), σ̄².
-    * ``"patch_code"`` (PatchVAE): (N, P·d_p, h, w), ẑ = z_app ⊗ z_vis: μ̄ ⊗ P(visible) with
-      ``mode="mean"`` (the model's eval-mode code), z_app ⊗ Bernoulli(P(visible)) with ``"sample"``.
-    * ``"latent"`` (β-VAE, BiGAN): (N, D), β-VAE μ (mean) or z ~ N(μ, σ²) (sample); BiGAN E(x),
-      deterministic in both modes.
-    * ``"latent_var"`` (β-VAE): (N, D), σ².
-    * ``"pre_logits"`` (Table 5 classifier): (N, hidden_dim).
-    * ``"logits"`` (Table 5 classifier with classes): (N, num_classes).
+    Modes: ``"mean"`` posterior means (deterministic), ``"sample"`` posterior samples of the
+    stochastic layers, ``"embedding"`` the distribution embedding ``[μ, σ]`` of Gaussian latents
+    (last axis doubled: β-VAE ``latent`` (N, 2D), PatchVAE ``appearance`` (N, P, 2·d_p)).
 """
 
 
 class FeatureBatch(NamedTuple):
     """One batch of :func:`iter_features`."""
 
-    start: int  #: index of the batch's first image in the input order
+    start: int  #: index of the batch's first image in the input order (skipped images not counted)
     features: dict[str, torch.Tensor]  #: layer -> float32 CPU tensor (B, ...)
     names: list[str | None]  #: file path of each image (None for in-memory images)
+    #: ``(file, reason)`` of the images skipped (``on_error="skip"``) while this batch was read
+    skipped: list[tuple[str, str]] = []  # noqa: RUF012 (always passed a fresh list)
+    amp: str = "none"  #: the autocast precision actually used: "bf16", "fp16" or "none" (float32)
+
+
+class FeatureDict(dict):
+    """What :func:`extract_features` returns: ``{layer: float32 tensor (N, ...)}``, a plain dict, plus
+
+    Attributes:
+        files: the file path of each row (``None`` for in-memory images), in row order, e.g. the
+            files of a folder in sorted path order.
+        skipped: ``(file, reason)`` of each image left out with ``on_error="skip"``.
+        amp: the autocast precision actually used: ``"bf16"``, ``"fp16"`` or ``"none"`` (float32).
+    """
+
+    def __init__(self, features: dict[str, torch.Tensor], files: list[str | None] | None = None,
+                 skipped: list[tuple[str, str]] | None = None, amp: str = "none") -> None:
+        super().__init__(features)
+        self.files: list[str | None] = list(files or [])
+        self.skipped: list[tuple[str, str]] = list(skipped or [])
+        self.amp = amp
 
 
 # --------------------------------------------------------------------------- models
@@ -88,38 +107,22 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def _kind(model: nn.Module) -> str:
-    from .models import BetaVAE, BiGAN, Classifier, PatchVAE, ResNetTrunk
+def _representable(model: nn.Module) -> nn.Module:
+    from .models import Representable
 
-    for cls, kind in ((PatchVAE, "patchvae"), (BetaVAE, "beta_vae"), (BiGAN, "bigan"), (Classifier, "classifier"), (ResNetTrunk, "backbone")):
-        if isinstance(model, cls):
-            return kind
-    raise TypeError(
-        f"extract_features supports PatchVAE, BetaVAE, BiGAN, Classifier and backbone (φ) models, got "
-        f"{type(model).__name__}. For a features_only model use patchvae.models.create_backbone(name) or the "
-        "full model instead."
-    )
-
-
-def _trunk(model: nn.Module) -> nn.Module:
-    return model if _kind(model) == "backbone" else model.backbone
+    if not isinstance(model, Representable):
+        raise TypeError(
+            f"extract_features needs a model with named layers (the patchvae.models.Representable protocol: "
+            f"representations() and represent()), got {type(model).__name__}. The φ trunks, VAEs, BiGANs and classifiers "
+            "of patchvae.models have them; for a features_only model use patchvae.models.create_backbone(name) or the "
+            "full model instead."
+        )
+    return model
 
 
 def available_layers(model: nn.Module) -> list[str]:
-    """The ``layer`` names :func:`extract_features` accepts for ``model`` (see its docstring for shapes)."""
-    model = _unwrap(model)
-    kind = _kind(model)
-    trunk = _trunk(model)
-    layers = ["stem", *trunk.stage_names, "features", "pooled"]
-    if kind == "patchvae":
-        layers += ["visibility", "visibility_logits", "appearance", "appearance_var", "patch_code"]
-    elif kind == "beta_vae":
-        layers += ["latent", "latent_var"]
-    elif kind == "bigan":
-        layers += ["latent"]
-    elif kind == "classifier":
-        layers += ["pre_logits"] + (["logits"] if model.num_classes > 0 else [])
-    return layers
+    """The ``layer`` names :func:`extract_features` accepts for ``model`` (see its docstring)."""
+    return list(_representable(_unwrap(model)).representations())
 
 
 available_layers.__doc__ = (available_layers.__doc__ or "") + "\n" + _FEATURE_DOC
@@ -145,258 +148,33 @@ def _resolve_model(model_or_name: Any) -> tuple[nn.Module, bool]:
     raise TypeError(f"model_or_name must be an nn.Module, a registered model name or a weights folder, got {type(model_or_name).__name__}")
 
 
-def _check_layers(model: nn.Module, layer: str | Sequence[str]) -> list[str]:
-    import difflib
+def _check_layers(model: nn.Module, layer: str | Sequence[str], mode: str) -> list[str]:
+    from .models._protocol import check_representation_names
 
     layers = [layer] if isinstance(layer, str) else list(layer) if isinstance(layer, (list, tuple)) else None
     if not layers or not all(isinstance(name, str) for name in layers):
         raise TypeError(f"layer must be a layer name or a non-empty list of names, got {layer!r}")
-    known = available_layers(model)
-    for name in layers:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{type(_unwrap(model)).__name__} has no layer {name!r}.{hint} Its layers: {known}")
-    return list(dict.fromkeys(layers))
-
-
-# --------------------------------------------------------------------------- inputs -> uint8 (C, H, W)
-def list_image_files(directory: str | os.PathLike) -> list[Path]:
-    """Image files under ``directory`` (recursive, :data:`IMAGE_SUFFIXES`), in sorted path order: the
-    order of the rows :func:`extract_features` returns for a folder."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a folder")
-    files = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
-def _check_chw(image: torch.Tensor, what: str) -> torch.Tensor:
-    chans, height, width = image.shape
-    if chans not in (1, 2, 3, 4):
-        raise ValueError(
-            f"{what} has {chans} channels (shape {tuple(image.shape)}); images have 1 (gray), 2 (gray+alpha), "
-            "3 (RGB) or 4 (RGBA) channels, channels first for tensors (C, H, W) and last for numpy arrays (H, W, C)"
-        )
-    if height == 0 or width == 0:
-        raise ValueError(f"{what} is empty (shape {tuple(image.shape)})")
-    return image
-
-
-def _from_numpy(array: np.ndarray, what: str = "numpy image") -> list[torch.Tensor]:
-    if array.dtype != np.uint8:
-        raise TypeError(
-            f"{what} must be uint8 (H, W[, C]) pixels, got dtype {array.dtype}. Convert [0, 1] floats with "
-            "(a * 255).round().astype(np.uint8); for normalised float inputs pass a torch tensor (N, C, H, W) "
-            "with preprocessed=True."
-        )
-    if array.ndim == 2:
-        return [_check_chw(torch.from_numpy(np.array(array, order="C"))[None], what)]
-    if array.ndim == 3:
-        if array.shape[-1] not in (1, 2, 3, 4):
-            raise ValueError(
-                f"{what} of shape {array.shape} is not (H, W, C) with C in 1-4. A channels-first array? Use "
-                "np.transpose(a, (1, 2, 0)). A stack of gray images (N, H, W)? Use a[..., None]."
-            )
-        return [_check_chw(torch.from_numpy(np.array(array, order="C")).permute(2, 0, 1), what)]
-    if array.ndim == 4:
-        return [image for item in array for image in _from_numpy(item, what)]
-    raise ValueError(f"{what} must be (H, W), (H, W, C) or (N, H, W, C), got shape {array.shape}")
-
-
-def _from_pil(image: Any, what: str = "PIL image") -> torch.Tensor:
-    mode = image.mode
-    if mode.startswith("I;16"):
-        array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)  # 16-bit -> 8-bit
-    elif mode in ("I", "F"):
-        raise ValueError(f"{what} has mode {mode!r} (32-bit, no fixed range); convert it to 8-bit 'L' or 'RGB' first")
-    elif mode in ("L", "RGB", "LA", "RGBA"):
-        array = np.asarray(image)
-    elif mode == "1":
-        array = np.asarray(image.convert("L"))
-    else:  # P, PA, CMYK, YCbCr, LAB, HSV ...
-        array = np.asarray(image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB"))
-    return _from_numpy(array, what)[0]
-
-
-def _from_file(path: Path) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return _from_pil(image, str(path))
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read image file {path}: {err}") from err
-
-
-def _from_tensor(tensor: torch.Tensor, preprocessed: bool, what: str) -> list[torch.Tensor]:
-    if tensor.ndim not in (3, 4):
-        hint = " For one grayscale image use x[None] (1, H, W)." if tensor.ndim == 2 else ""
-        raise ValueError(f"{what} must be (C, H, W) or (N, C, H, W), got shape {tuple(tensor.shape)}.{hint}")
-    images = [tensor] if tensor.ndim == 3 else list(tensor.unbind(0))
-    if preprocessed:
-        if not tensor.is_floating_point():
-            raise TypeError(
-                f"preprocessed=True expects normalised float tensors, got {tensor.dtype}; pass uint8 images "
-                "without preprocessed=True to have the weights' preprocessing applied"
-            )
-        return images
-    if tensor.dtype != torch.uint8:
-        raise TypeError(
-            f"{what} has dtype {tensor.dtype}; raw images are uint8 tensors (C, H, W) / (N, C, H, W). If the "
-            "tensor is already normalised for the model, pass preprocessed=True; if it holds [0, 1] pixels, "
-            "convert it with (x * 255).round().to(torch.uint8)."
-        )
-    return [_check_chw(image.detach().cpu(), what) for image in images]
-
-
-class _Item(NamedTuple):
-    image: torch.Tensor  # uint8 (C, H, W), or float (C, H, W) when preprocessed
-    name: str | None
-
-
-def _items(inputs: Any, preprocessed: bool, *, nested: bool = False) -> Iterator[_Item]:
-    """Every image of ``inputs`` as an :class:`_Item`, in order, lazily (files are read one at a time)."""
-    from torch.utils.data import DataLoader, Dataset, IterableDataset
-
-    if isinstance(inputs, torch.Tensor):
-        for image in _from_tensor(inputs, preprocessed, "input tensor"):
-            yield _Item(image, None)
-        return
-    if isinstance(inputs, (str, os.PathLike)):
-        path = Path(inputs)
-        if path.is_dir():
-            files = list_image_files(path)
-            if not files and not nested:
-                raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {path}")
-        elif path.is_file():
-            files = [path]
-        else:
-            raise FileNotFoundError(f"{path} does not exist")
-        _refuse_preprocessed(preprocessed, "image files")
-        for file in files:
-            yield _Item(_from_file(file), str(file))
-        return
-    if isinstance(inputs, np.ndarray):
-        _refuse_preprocessed(preprocessed, "numpy arrays")
-        for image in _from_numpy(inputs):
-            yield _Item(image, None)
-        return
-    if _is_pil(inputs):
-        _refuse_preprocessed(preprocessed, "PIL images")
-        yield _Item(_from_pil(inputs), None)
-        return
-    if isinstance(inputs, DataLoader):
-        for batch in inputs:
-            if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor) and batch[0].ndim == 4:
-                batch = batch[0]  # (images, labels)
-            yield from _items(batch, preprocessed, nested=True)
-        return
-    if isinstance(inputs, (Dataset, IterableDataset)) and not isinstance(inputs, (list, tuple)):
-        iterator = iter(inputs) if isinstance(inputs, IterableDataset) else (inputs[i] for i in range(len(inputs)))
-        for sample in iterator:
-            if isinstance(sample, (tuple, list)) and sample:
-                sample = sample[0]  # (image, label)
-            yield from _single(sample, preprocessed)
-        return
-    if isinstance(inputs, (list, tuple)):
-        for item in inputs:
-            if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
-                yield from _items(item, preprocessed, nested=True)
-            else:
-                yield from _single(item, preprocessed)
-        return
-    raise TypeError(
-        f"unsupported inputs of type {type(inputs).__name__}: pass a tensor (N, C, H, W) or (C, H, W), a PIL "
-        "image, a uint8 numpy array (H, W[, C]) / (N, H, W, C), a file or folder path, a list of those, or a "
-        "torch Dataset/DataLoader"
-    )
-
-
-def _single(item: Any, preprocessed: bool) -> Iterator[_Item]:
-    """One image: a (C, H, W) tensor, a PIL image, an (H, W[, C]) array or a file path."""
-    if isinstance(item, torch.Tensor):
-        if item.ndim != 3:
-            raise ValueError(f"each image in a list/dataset must be (C, H, W), got a tensor of shape {tuple(item.shape)}")
-        yield _Item(_from_tensor(item, preprocessed, "image tensor")[0], None)
-    elif isinstance(item, np.ndarray):
-        if item.ndim not in (2, 3):
-            raise ValueError(f"each image in a list/dataset must be (H, W) or (H, W, C), got an array of shape {item.shape}")
-        _refuse_preprocessed(preprocessed, "numpy arrays")
-        yield _Item(_from_numpy(item)[0], None)
-    elif isinstance(item, (str, os.PathLike)):
-        path = Path(item)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist or is not a file")
-        _refuse_preprocessed(preprocessed, "image files")
-        yield _Item(_from_file(path), str(path))
-    elif _is_pil(item):
-        _refuse_preprocessed(preprocessed, "PIL images")
-        yield _Item(_from_pil(item), None)
-    else:
-        raise TypeError(
-            f"unsupported image of type {type(item).__name__}: each image is a (C, H, W) tensor, a PIL image, a "
-            "uint8 (H, W[, C]) array or a file path"
-        )
-
-
-def _is_pil(obj: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        return False
-    return isinstance(obj, Image.Image)
-
-
-def _refuse_preprocessed(preprocessed: bool, what: str) -> None:
-    if preprocessed:
-        raise TypeError(
-            f"preprocessed=True is for normalised float tensors; {what} are raw images: drop preprocessed=True and "
-            "the weights' preprocessing is applied"
-        )
-
-
-def _count(inputs: Any) -> int | None:
-    """Number of images, when known without reading them (for the progress bar)."""
-    if isinstance(inputs, torch.Tensor):
-        return 1 if inputs.ndim == 3 else int(inputs.shape[0]) if inputs.ndim == 4 else None
-    if isinstance(inputs, np.ndarray):
-        return int(inputs.shape[0]) if inputs.ndim == 4 else 1
-    if isinstance(inputs, (str, os.PathLike)):
-        path = Path(inputs)
-        return len(list_image_files(path)) if path.is_dir() else 1
-    try:
-        from torch.utils.data import DataLoader
-
-        if isinstance(inputs, (list, tuple)):
-            return sum(
-                len(list_image_files(i)) if isinstance(i, (str, os.PathLike)) and Path(i).is_dir() else 1 for i in inputs
-            )
-        return len(inputs.dataset if isinstance(inputs, DataLoader) else inputs)
-    except TypeError:
-        return None
+    return check_representation_names(model, layers, mode)
 
 
 # --------------------------------------------------------------------------- preprocessing + forward
+def _to_pil(image: torch.Tensor) -> Any:
+    """uint8 (C, h, w), C in 1-4 -> PIL "L" / "RGB" image (alpha dropped)."""
+    from PIL import Image
+
+    if image.shape[0] in (2, 4):
+        image = image[:-1]  # drop alpha
+    array = image.permute(1, 2, 0).contiguous().numpy()
+    return Image.fromarray(array[..., 0], mode="L") if array.shape[-1] == 1 else Image.fromarray(array, mode="RGB")
+
+
 def _preprocess(images: list[torch.Tensor], data_config: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """uint8 (C, h, w) images of any sizes -> normalised (B, *input_size), one image at a time."""
-    from .data.memory import BatchPreprocess
+    """uint8 (C, h, w) images of any sizes -> normalised (B, *input_size), one image at a time, exactly as
+    ``create_transform(data_config)`` of the image as a PIL image (so as timm's transform)."""
+    from .data.transforms import create_transform
 
-    step = BatchPreprocess(data_config, train=False)
-    images = [image[:-1] if image.shape[0] in (2, 4) else image for image in images]  # drop alpha
-    if len({tuple(image.shape) for image in images}) == 1:  # one size: one batched call (same per-image maths)
-        return step(torch.stack(images).to(device)).to(dtype)
-    return torch.stack([step(image[None].to(device))[0] for image in images]).to(dtype)
-
-
-def _check_preprocessed(x: torch.Tensor, model: nn.Module, trunk: nn.Module, dtype: torch.dtype) -> torch.Tensor:
-    from .models.layers import check_images
-
-    size = getattr(model, "img_size", None)
-    x = x.to(dtype)
-    check_images(x, in_chans=trunk.in_chans, stride=trunk.stride, image_size=(size, size) if size else None, param_dtype=dtype)
-    return x
+    transform = create_transform(data_config, is_training=False)
+    return torch.stack([transform(_to_pil(image)) for image in images]).to(device=device, dtype=dtype)
 
 
 def _noise(shape: tuple[int, ...], seed: int, index: int, draw: str) -> torch.Tensor:
@@ -411,57 +189,9 @@ def _per_image_noise(like: torch.Tensor, seed: int, start: int, draw: str) -> to
 
 
 @torch.no_grad()
-def _forward(model: nn.Module, kind: str, layers: list[str], x: torch.Tensor, mode: str, seed: int, start: int) -> dict[str, torch.Tensor]:
-    trunk = _trunk(model)
-    modules = {"stem": trunk.act1, **{name: getattr(trunk, name) for name in trunk.stage_names}}
-    last = trunk.stage_names[-1]
-    wanted = {name for name in layers if name in modules} | ({last} if kind == "bigan" else set())
-    captured: dict[str, torch.Tensor] = {}
-    hooks = [
-        modules[name].register_forward_hook(lambda _m, _i, out, name=name: captured.__setitem__(name, out.detach().clone()))
-        for name in wanted
-    ]
-    out: dict[str, torch.Tensor] = {}
-    try:
-        if kind == "patchvae":
-            from .models.patchvae import assemble_patch_code
-
-            post = model.encode(x)
-            f = post.features
-            sample = mode == "sample"
-            app = post.appearance_mean
-            if sample and ("appearance" in layers or "patch_code" in layers):
-                app = app + post.appearance_var.sqrt() * _per_image_noise(app, seed, start, "normal")
-            out.update(visibility=post.visibility_probs, visibility_logits=post.visibility_logits, appearance=app, appearance_var=post.appearance_var)
-            if "patch_code" in layers:
-                probs = post.visibility_probs
-                if sample:
-                    vis = (_per_image_noise(probs, seed, start, "uniform") < probs).to(probs.dtype)
-                else:
-                    vis = (probs > 0.5).to(probs.dtype) if model.hard else probs
-                out["patch_code"] = assemble_patch_code(app, vis)
-        elif kind == "beta_vae":
-            f, mean, var = model.encode(x)
-            latent = mean + var.sqrt() * _per_image_noise(mean, seed, start, "normal") if mode == "sample" else mean
-            out.update(latent=latent, latent_var=var)
-        elif kind == "bigan":
-            if "latent" in layers:
-                out["latent"] = model.encode(x)  # E(x) = proj(reduce(φ(x))): φ(x) is captured on the way
-                f = captured[last]
-            else:
-                f = trunk.forward_features(x)
-        elif kind == "classifier":
-            f = model.forward_features(x)
-            pre = model.forward_head(f, pre_logits=True)
-            out.update(pre_logits=pre, logits=model.fc(pre))
-        else:
-            f = trunk.forward_features(x)
-        out["features"] = f
-        out["pooled"] = f.float().mean(dim=(2, 3))
-        out.update(captured)
-    finally:
-        for hook in hooks:
-            hook.remove()
+def _represent(model: nn.Module, layers: list[str], x: torch.Tensor, mode: str, seed: int, start: int) -> dict[str, torch.Tensor]:
+    """The model's own layers of a batch whose first image has index ``start``, as float32 CPU tensors."""
+    out = model.represent(x, layers, mode=mode, noise=lambda like, draw: _per_image_noise(like, seed, start, draw))
     return {name: out[name].detach().float().cpu().contiguous() for name in layers}
 
 
@@ -478,6 +208,7 @@ def iter_features(
     preprocessed: bool = False,
     seed: int = 0,
     amp: str | None = "auto",
+    on_error: str = "raise",
 ) -> Iterator[FeatureBatch]:
     """Features of ``inputs`` batch by batch, as :class:`FeatureBatch` (see :func:`extract_features`).
 
@@ -487,15 +218,15 @@ def iter_features(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if not isinstance(preprocessed, bool):
         raise TypeError(f"preprocessed must be True or False, got {preprocessed!r}")
     model, owned = _resolve_model(model_or_name)
-    inner = _unwrap(model)
-    kind = _kind(inner)
-    layers = _check_layers(inner, layer)
-    trunk = _trunk(inner)
+    inner = _representable(_unwrap(model))
+    layers = _check_layers(inner, layer, mode)
     data_config = getattr(inner, "data_config", None)
     if not preprocessed and data_config is None:
         raise ValueError(
@@ -505,26 +236,41 @@ def iter_features(
         )
     param = next(inner.parameters())
     target = torch.device(device) if device is not None else param.device
+    if target.type == "meta" or param.device.type == "meta":
+        raise ValueError(
+            "extract_features cannot run on the 'meta' device: meta tensors hold no values, and moving the model "
+            "there would discard its weights. Pass device='cpu' or 'cuda' (and load real weights into a meta model first)."
+        )
     amp_dtype = resolve_amp(amp, target) if param.dtype == torch.float32 else None
     # validated above, at call time; the generator below runs the batches
-    return _run(inner, owned, kind, layers, trunk, data_config, inputs, mode, batch_size, target, progress, preprocessed,
-                seed, amp_dtype)
+    return _run(inner, owned, layers, data_config, inputs, mode, batch_size, target, progress, preprocessed, seed, amp_dtype,
+                on_error)
+
+
+def _amp_name(dtype: torch.dtype | None) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "none")  # type: ignore[arg-type]
 
 
 def _run(
-    inner: nn.Module, owned: bool, kind: str, layers: list[str], trunk: nn.Module, data_config: Any, inputs: Any,
-    mode: str, batch_size: int, target: torch.device, progress: bool, preprocessed: bool, seed: int,
-    amp_dtype: torch.dtype | None,
+    inner: nn.Module, owned: bool, layers: list[str], data_config: Any, inputs: Any, mode: str, batch_size: int,
+    target: torch.device, progress: bool, preprocessed: bool, seed: int, amp_dtype: torch.dtype | None,
+    on_error: str = "raise",
 ) -> Iterator[FeatureBatch]:
     param = next(inner.parameters())
     was_training, was_device = inner.training, param.device
-    total = _count(inputs)
+    total = count_images(inputs)
+    skipped: list[tuple[str, str]] | None = [] if on_error == "skip" else None
+    reported = 0
 
-    def batches() -> Iterator[list[_Item]]:
-        chunk: list[_Item] = []
-        for item in _items(inputs, preprocessed):
+    def batches() -> Iterator[list[Item]]:
+        chunk: list[Item] = []
+        lookahead = skipped is not None  # on_error="skip": a full batch goes once the next image is read, so that
+        for item in iter_items(inputs, preprocessed, skipped=skipped):  # unreadable last files are still reported
+            if lookahead and len(chunk) == batch_size:
+                yield chunk
+                chunk = []
             chunk.append(item)
-            if len(chunk) == batch_size:
+            if not lookahead and len(chunk) == batch_size:
                 yield chunk
                 chunk = []
         if chunk:
@@ -541,18 +287,25 @@ def _run(
         dtype = next(inner.parameters()).dtype
         for chunk in batches():
             if preprocessed:
-                x = _check_preprocessed(torch.stack([i.image.to(target) for i in _same_size(chunk)]), inner, trunk, dtype)
+                x = torch.stack([i.image.to(target) for i in _same_size(chunk)]).to(dtype)
             else:
                 x = _preprocess([i.image for i in chunk], data_config, target, dtype)
             if x.ndim == 4:  # channels_last: the fast convolution layout on CPU and GPU (same numbers)
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(target, amp_dtype):
-                feats = _forward(inner, kind, layers, x, mode, seed, seen)
-            yield FeatureBatch(seen, feats, [i.name for i in chunk])
+                feats = _represent(inner, layers, x, mode, seed, seen)
+            fresh = list(skipped[reported:]) if skipped else []
+            reported += len(fresh)
+            yield FeatureBatch(seen, feats, [i.name for i in chunk], fresh, _amp_name(amp_dtype))
             seen += len(chunk)
-            bar.update(len(chunk))
+            bar.update(len(chunk) + len(fresh))
         if seen == 0:
+            if skipped:
+                raise ValueError(f"no readable images: all {len(skipped)} were skipped (first: {skipped[0][0]}: {skipped[0][1]})")
             raise ValueError("no images to extract features from (the inputs are empty)")
+        if skipped:
+            log.warning("skipped %d unreadable image(s) (on_error='skip'): %s", len(skipped),
+                        ", ".join(name for name, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     finally:
         bar.close()
         if not owned:
@@ -561,7 +314,7 @@ def _run(
                 inner.to(was_device)
 
 
-def _same_size(chunk: list[_Item]) -> list[_Item]:
+def _same_size(chunk: list[Item]) -> list[Item]:
     shapes = {tuple(i.image.shape) for i in chunk}
     if len(shapes) > 1:
         raise ValueError(f"preprocessed tensors in one batch must have the same shape, got {sorted(shapes)}")
@@ -580,7 +333,8 @@ def extract_features(
     preprocessed: bool = False,
     seed: int = 0,
     amp: str | None = "auto",
-) -> dict[str, torch.Tensor]:
+    on_error: str = "raise",
+) -> FeatureDict:
     """Features of images under a zoo model, with the weights' own preprocessing.
 
     Args:
@@ -591,11 +345,14 @@ def extract_features(
             recursively, sorted path order: :func:`list_image_files`); a torch ``Dataset`` (items
             ``image`` or ``(image, label)``) or ``DataLoader``. Images may differ in size and have
             1-4 channels. With ``preprocessed=True``: normalised float tensors (N, C, H, W) the model
-            takes as they are (or a Dataset/DataLoader of them).
+            takes as they are (or a Dataset/DataLoader of them). Float tensors of [0, 1] pixels
+            (torchvision's ``ToTensor``) are refused on purpose, since they cannot be told apart from
+            normalised ones: pass ``(x * 255).round().to(torch.uint8)``.
         layer: a layer name or a list of them (listed below); default ``"pooled"``.
-        mode: ``"mean"`` (posterior means, deterministic) or ``"sample"`` (posterior samples for
-            ``appearance``, ``patch_code`` and β-VAE ``latent``; image ``i`` gets the same sample for
-            the same ``seed`` whatever the batch size).
+        mode: ``"mean"`` (posterior means, deterministic), ``"sample"`` (posterior samples of the
+            stochastic layers, e.g. ``appearance``, ``patch_code`` and β-VAE ``latent``; image ``i``
+            gets the same sample for the same ``seed`` whatever the batch size) or ``"embedding"``
+            (the distribution embedding [μ, σ] of Gaussian latents; see the layers below).
         batch_size: images per forward pass. Preprocessing is per image and the model runs in eval
             mode, so the batch size changes the results only at float rounding level (relative ~1e-5,
             from how the convolution kernels block a batch).
@@ -607,18 +364,29 @@ def extract_features(
             and on bf16-capable GPUs, about 3x faster than float32 on such CPUs with the same linear-probe
             and kNN accuracy (docs/benchmarks.md); ``None`` computes in the model's own precision
             (float32), ``"bf16"``/``"fp16"`` force one. Batches run channels_last (same maths, faster).
+            The precision actually used is the result's ``.amp``.
+        on_error: ``"raise"`` (default): an unreadable image file (e.g. a truncated JPEG) raises;
+            ``"skip"``: it is left out, logged, and listed in the result's ``.skipped``.
 
     Returns:
-        ``{layer: float32 CPU tensor (N, ...)}``, rows in input order.
+        A :class:`FeatureDict`: ``{layer: float32 CPU tensor (N, ...)}``, rows in input order (a plain
+        dict), with ``.files`` (the file of each row, e.g. a folder's files in sorted path order; None
+        for in-memory images), ``.skipped`` (``(file, reason)`` pairs) and ``.amp``.
     """
     parts: dict[str, list[torch.Tensor]] = {}
+    files: list[str | None] = []
+    skipped: list[tuple[str, str]] = []
+    used = "none"
     for batch in iter_features(
         model_or_name, inputs, layer=layer, mode=mode, batch_size=batch_size, device=device,
-        progress=progress, preprocessed=preprocessed, seed=seed, amp=amp,
+        progress=progress, preprocessed=preprocessed, seed=seed, amp=amp, on_error=on_error,
     ):
         for name, value in batch.features.items():
             parts.setdefault(name, []).append(value)
-    return {name: torch.cat(values) for name, values in parts.items()}
+        files.extend(batch.names)
+        skipped.extend(batch.skipped)
+        used = batch.amp
+    return FeatureDict({name: torch.cat(values) for name, values in parts.items()}, files, skipped, used)
 
 
 extract_features.__doc__ = (extract_features.__doc__ or "") + _FEATURE_DOC + """
@@ -631,57 +399,6 @@ extract_features.__doc__ = (extract_features.__doc__ or "") + _FEATURE_DOC + """
 
 
 # --------------------------------------------------------------------------- streaming to disk
-class _RowWriter:
-    """Appends each layer's rows to a raw float32 file in a temporary folder next to the output."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.files: dict[str, Any] = {}
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        self.rows = 0
-
-    def write(self, features: dict[str, torch.Tensor]) -> None:
-        for name, value in features.items():
-            if name not in self.files:
-                self.files[name] = open(self.folder / f"{len(self.files)}.f32", "wb")  # noqa: SIM115
-                self.shapes[name] = tuple(value.shape[1:])
-            self.files[name].write(value.numpy().astype("<f4", copy=False).tobytes())
-        self.rows += next(iter(features.values())).shape[0]
-
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
-
-    def path(self, name: str) -> Path:
-        return Path(self.files[name].name)
-
-
-def _write_npy(writer: _RowWriter, out: Path) -> None:
-    (name,) = writer.files
-    header = {"descr": "<f4", "fortran_order": False, "shape": (writer.rows, *writer.shapes[name])}
-    with open(out, "wb") as f, open(writer.path(name), "rb") as src:
-        np.lib.format.write_array_header_1_0(f, header)
-        shutil.copyfileobj(src, f, 1 << 20)
-
-
-def _write_safetensors(writer: _RowWriter, out: Path, metadata: dict[str, str]) -> None:
-    header: dict[str, Any] = {}
-    offset = 0
-    for name in writer.files:
-        size = writer.path(name).stat().st_size
-        header[name] = {"dtype": "F32", "shape": [writer.rows, *writer.shapes[name]], "data_offsets": [offset, offset + size]}
-        offset += size
-    header["__metadata__"] = metadata
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(out, "wb") as f:
-        f.write(len(raw).to_bytes(8, "little"))
-        f.write(raw)
-        for name in writer.files:
-            with open(writer.path(name), "rb") as src:
-                shutil.copyfileobj(src, f, 1 << 20)
-
-
 def save_features(
     model_or_name: nn.Module | str | os.PathLike,
     inputs: Any,
@@ -694,9 +411,12 @@ def save_features(
     """Stream the features of ``inputs`` to ``out`` without holding them (or the images) in memory.
 
     ``out`` ending in ``.npy``: one layer, an array (N, ...) float32; file paths of folder/file inputs
-    go to ``<stem>.files.txt`` next to it. ``.safetensors``: one tensor per layer, with metadata
-    ``model``, ``layers``, ``mode`` and ``files`` (JSON list of the input files). Other arguments as
-    :func:`extract_features`. The file appears only when complete. Returns ``out``.
+    go to ``<stem>.files.txt`` next to it (and the skipped ones, with ``on_error="skip"``, to
+    ``<stem>.skipped.txt``: ``file<TAB>reason`` lines). ``.safetensors``: one tensor per layer, with
+    metadata ``model`` (the full ``arch.tag`` name), ``layers``, ``mode``, ``amp`` (the precision
+    actually used: bf16, fp16 or none), ``files`` (JSON list of the input files) and ``skipped`` (JSON
+    list of ``[file, reason]``). Other arguments as :func:`extract_features`. The file appears only
+    when complete. Returns ``out``.
     """
     out = Path(out)
     if out.suffix not in (".npy", ".safetensors"):
@@ -708,24 +428,26 @@ def save_features(
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     names: list[str | None] = []
+    skipped: list[tuple[str, str]] = []
+    used = "none"
     mode = kwargs.get("mode", "mean")
-    if isinstance(model_or_name, (str, os.PathLike)):
-        model_name = os.fspath(model_or_name)
-    else:
-        inner = _unwrap(model_or_name)
-        cfg = getattr(inner, "patchvae_cfg", None) or getattr(inner, "pretrained_cfg", None)
-        model_name = getattr(cfg, "name", None) or type(inner).__name__
+    model_or_name, _ = _resolve_model(model_or_name)  # a name becomes its model: its full arch.tag name
+    inner = _unwrap(model_or_name)
+    cfg = getattr(inner, "patchvae_cfg", None) or getattr(inner, "pretrained_cfg", None)
+    model_name = getattr(cfg, "name", None) or type(inner).__name__
     with tempfile.TemporaryDirectory(prefix=".patchvae-extract-", dir=out.parent) as tmp:
-        writer = _RowWriter(Path(tmp))
+        writer = RowWriter(Path(tmp))
         try:
             for batch in iter_features(model_or_name, inputs, layer=layer, **kwargs):
                 writer.write(batch.features)
                 names.extend(batch.names)
+                skipped.extend(batch.skipped)
+                used = batch.amp
         finally:
             writer.close()
         partial = Path(tmp) / f"out{out.suffix}"
         if out.suffix == ".npy":
-            _write_npy(writer, partial)
+            write_npy(writer, partial)
         else:
             files = [n or "" for n in names] if any(names) else []
             metadata = {
@@ -733,12 +455,19 @@ def save_features(
                 "model": model_name,
                 "layers": json.dumps(list(writer.files)),
                 "mode": str(mode),
-                "amp": str(kwargs.get("amp", "auto")),
+                "amp": used,
                 "files": json.dumps(files),
+                "skipped": json.dumps([list(pair) for pair in skipped]),
             }
-            _write_safetensors(writer, partial, metadata)
+            write_safetensors(writer, partial, metadata)
         os.replace(partial, out)
     if out.suffix == ".npy" and any(names):
         listing = out.with_name(out.stem + ".files.txt")
         listing.write_text("".join(f"{n or ''}\n" for n in names), encoding="utf-8")
+    if out.suffix == ".npy":
+        listing = out.with_name(out.stem + ".skipped.txt")
+        if skipped:
+            listing.write_text("".join(f"{name}\t{reason}\n" for name, reason in skipped), encoding="utf-8")
+        else:
+            listing.unlink(missing_ok=True)  # not one of an earlier run's
     return out
