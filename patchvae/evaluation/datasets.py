@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from ..data import DATASETS, DataConfig, ImageTensorDataset, data_config_for, dataset_spec, get_dataset
+from ..data import DATASETS, DataConfig, data_config_for, dataset_spec, get_dataset
+from ..data.subsets import random_subset
 
 __all__ = [
     "PROTOCOL_OF",
@@ -27,6 +27,7 @@ __all__ = [
 #: dataset -> its fine-tuning protocol (:mod:`patchvae.evaluation.config`)
 PROTOCOL_OF: dict[str, str] = {
     "fashion_mnist": "fashion_mnist",
+    "cifar10": "cifar10",
     "cifar100": "paper_cifar100",
     "indoor67": "paper_indoor67",
     "places205": "paper_places205",
@@ -71,12 +72,8 @@ def classification_splits(
 
 
 def limit_dataset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
-    """A seeded random subset of ``limit`` samples (in dataset order), for quick runs; all if None."""
-    if limit is None or limit >= len(dataset):
-        return dataset
-    if limit < 1:
+    """A seeded random subset of ``limit`` samples (in dataset order, class-stratified when the labels are
+    known: :func:`patchvae.data.subsets.random_subset`), for quick runs; all if None."""
+    if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
-    if isinstance(dataset, ImageTensorDataset):
-        return dataset.subset(idx)
-    return Subset(dataset, idx.tolist())
+    return random_subset(dataset, limit, seed)

@@ -4,8 +4,10 @@ The decoder is discarded; the classifier (φ + dropout + FC 512 + ReLU + FC clas
 copy of φ's weights (the caller's φ is not modified) and a freshly initialised head. The freeze
 preset says how much of φ stays fixed: ``"conv1"`` the first conv, ``"conv3"`` three conv units,
 ``"conv5"`` all of ResNet-9 (only the two FC layers train), ``"none"`` nothing. Frozen parameters
-get no gradient and are left out of the optimizer (so weight decay does not touch them either), and
-frozen BatchNorm layers stay in eval mode, so their running statistics do not move.
+get no gradient and are left out of the optimizer (so weight decay does not touch them either). With
+``bn_mode="ours"`` frozen BatchNorm layers stay in eval mode, so their running statistics do not move;
+with ``"authors"`` (the paper protocols) no BN scale/shift of φ trains and every BN layer runs in train
+mode, as the authors' classifier code (see :class:`FinetuneConfig`).
 
 Training follows :class:`FinetuneConfig`: SGD with momentum on the cross-entropy, step schedule
 ``lr · gamma^(epoch // step)``, weight decay on every trainable parameter (biases and BN included,
@@ -43,7 +45,9 @@ __all__ = ["build_classifier", "evaluate_classifier", "finetune", "protocol_name
 
 log = logging.getLogger(__name__)
 
-_RECIPE_FIELDS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_step", "lr_gamma", "drop_rate")
+_RECIPE_FIELDS = (
+    "epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_step", "lr_gamma", "drop_rate", "head_init", "bn_mode",
+)
 
 
 def protocol_name(config: FinetuneConfig, hint: str | None = None) -> str:
@@ -69,11 +73,15 @@ def build_classifier(
     freeze: str | int = "none",
     drop_rate: float = 0.5,
     hidden_dim: int = 512,
+    head_init: str = "pytorch",
+    bn_mode: str = "ours",
 ) -> Classifier:
     """Table 5 classifier whose φ is a copy of ``backbone``'s weights, with ``freeze`` applied.
 
-    The head (FC 512 + FC classes) is freshly initialised from the global RNG. Input: images
-    (B, backbone.in_chans, img_size, img_size); output: logits (B, num_classes).
+    The head (FC 512 + FC classes) is freshly initialised from the global RNG: ``head_init="pytorch"``
+    is ``nn.Linear``'s default, ``"authors"`` weights ~ N(0, 0.01²) and zero biases. ``bn_mode``: see
+    :class:`FinetuneConfig` (``"authors"``: φ's BN scale/shift fixed, every BN layer in train mode).
+    Input: images (B, backbone.in_chans, img_size, img_size); output: logits (B, num_classes).
     """
     model = Classifier(
         num_classes, in_chans=backbone.in_chans, img_size=img_size, backbone=backbone_arch(backbone),
@@ -82,6 +90,14 @@ def build_classifier(
     state = {k: v for k, v in backbone.state_dict().items() if not k.startswith("fc.")}  # drop any φ head
     model.backbone.load_state_dict(state, strict=True)
     model.freeze(freeze)
+    model.set_bn_mode(bn_mode)
+    if head_init == "authors":  # the authors' classifier code: normal_(0, 0.01) weights, zero biases
+        for layer in (model.head.fc1, model.fc):
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, 0.0, 0.01)
+                nn.init.zeros_(layer.bias)
+    elif head_init != "pytorch":
+        raise ValueError(f"head_init must be 'authors' or 'pytorch', got {head_init!r}")
     return model
 
 
@@ -171,6 +187,8 @@ def _can_cache_phi(model: Classifier, train_data: Dataset, test_data: Dataset, c
     """φ frozen entirely (eval-mode BN, no gradient) and deterministic training preprocessing (in-memory
     images, no random flips): φ(x) is the same every epoch, so it can be computed once."""
     if model.frozen_units != len(model.backbone.paper_conv_units()) or cfg is None or cfg.hflip:
+        return False
+    if model.bn_mode == "authors":  # BN in train mode: φ(x) depends on the batch and its statistics drift
         return False
     if not (isinstance(train_data, ImageTensorDataset) and isinstance(test_data, ImageTensorDataset)):
         return False
@@ -272,7 +290,7 @@ def finetune(
     if isinstance(config, str):
         protocol = protocol or config
         config = get_protocol(config)
-    config = config or FinetuneConfig()
+    config = config or get_protocol("paper_cifar100")
     label = protocol_name(config, protocol)
     device = resolve_device(config.device)
     if device.type == "cpu":
@@ -298,7 +316,8 @@ def finetune(
         cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()]
     with deterministic_mode(config.deterministic), torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(config.seed)
-        model = build_classifier(source.backbone, num_classes, img_size=size, freeze=freeze, drop_rate=config.drop_rate)
+        model = build_classifier(source.backbone, num_classes, img_size=size, freeze=freeze, drop_rate=config.drop_rate,
+                                 head_init=config.head_init, bn_mode=config.bn_mode)
         model.to(device)
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
