@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -82,9 +83,75 @@ class PublishResult:
     url: str | None = None
 
 
+#: a Hugging Face repo id: ORG/NAME of letters, digits, '-', '_', '.' (no '--' or '..'), at most 96 characters each
+_REPO_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+#: a weights tag: what follows the dot in ARCH.TAG
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: an SPDX licence id ("mit", "apache-2.0", "cc-by-4.0", "LicenseRef-...") or a Hub licence name ("other")
+_LICENSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}")
+
+
+def check_repo_id(repo_id: Any) -> str:
+    """``repo_id`` if it is a valid Hugging Face ``ORG/REPO`` id, else ValueError saying what is allowed."""
+    parts = repo_id.split("/") if isinstance(repo_id, str) else []
+    if len(parts) != 2 or not all(_REPO_PART.fullmatch(p) and "--" not in p and ".." not in p for p in parts) \
+            or repo_id.endswith(".git"):
+        raise ValueError(
+            f"repo_id must be 'ORG/REPO' (letters, digits, '-', '_' and '.', no '--' or '..', at most 96 characters "
+            f"each, e.g. patchvae/patchvae_resnet9.cifar100), got {repo_id!r:.120}"
+        )
+    return repo_id
+
+
+def check_tag(tag: Any) -> str:
+    """``tag`` if it is a valid weights tag (letters, digits, '_' and '-'), else ValueError."""
+    if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+        raise ValueError(f"a weights tag has letters, digits, '_' and '-' only (e.g. cifar100, fmnist_lw), got {tag!r:.120}")
+    return tag
+
+
+def check_license(license: Any) -> str:
+    """``license`` if it is an SPDX-style licence id (e.g. mit, apache-2.0, cc-by-4.0), else ValueError."""
+    if not isinstance(license, str) or not _LICENSE.fullmatch(license):
+        raise ValueError(
+            f"license must be an SPDX licence id such as mit, apache-2.0 or cc-by-4.0 (letters, digits, '.', '+', '-'), "
+            f"got {license!r:.120}"
+        )
+    return license
+
+
 # --------------------------------------------------------------------------- model card
 def _yaml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def _py_str(value: str) -> str:
+    return json.dumps(value)  # an ASCII JSON string is a valid Python string literal
+
+
+def _one_line(value: Any) -> str:
+    """``value`` as one line of Markdown text (no line breaks, no HTML)."""
+    return " ".join(str(value).split()).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(value: Any) -> str:
+    return _one_line(value).replace("|", "\\|")
+
+
+def _backtick_run(text: str) -> int:
+    return max((len(m) for m in re.findall(r"`+", text)), default=0)
+
+
+def _code_span(text: str) -> str:
+    text = " ".join(text.split())
+    ticks = "`" * (_backtick_run(text) + 1)
+    return f"{ticks} {text} {ticks}" if len(ticks) > 1 else f"`{text}`"
+
+
+def _fence(text: str, lang: str) -> list[str]:
+    """A fenced code block that ``text`` (which may hold backticks) cannot close early."""
+    ticks = "`" * max(3, _backtick_run(text) + 1)
+    return [f"{ticks}{lang}", text, ticks]
 
 
 def _dataset_id(dataset: str) -> str:
@@ -94,11 +161,16 @@ def _dataset_id(dataset: str) -> str:
 def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
     """README.md of a published weights folder, from its ``config.json`` (see :func:`build_publish_folder`)."""
     name = f"{config['architecture']}.{config['tag']}" if config.get("tag") else config["architecture"]
+    if not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_-]+)?", name):
+        raise ValueError(f"not a weights name ARCH.TAG: {name!r:.120}")
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    license = check_license(config.get("license") or "mit")
     data = config["data_config"]
     metrics: Mapping[str, float] = config.get("metrics") or {}
     front = [
         "---",
-        f"license: {config.get('license') or 'mit'}",
+        f"license: {license}",
         "library_name: patchvae",
         "pipeline_tag: image-feature-extraction",
         "tags:",
@@ -113,7 +185,7 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
             "import patchvae",
             "from huggingface_hub import snapshot_download",
             "",
-            f'model = patchvae.models.from_pretrained(snapshot_download("{repo_id}"))  # this repository',
+            f"model = patchvae.models.from_pretrained(snapshot_download({_py_str(repo_id)}))  # this repository",
             "# or, with a patchvae release whose registry lists these weights:",
         ]
     lines = [
@@ -121,7 +193,7 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         "",
         f"# {name}",
         "",
-        (config.get("description") or f"{config['architecture']} weights").rstrip(".") + ".",
+        _one_line(config.get("description") or f"{config['architecture']} weights").rstrip(".") + ".",
         "",
         f"PatchVAE (Gupta, Singh, Shrivastava, CVPR 2020, [arXiv:{ARXIV_ID}](https://arxiv.org/abs/{ARXIV_ID})) "
         "learns a representation of local parts: a visibility map and an appearance code per part. "
@@ -131,45 +203,45 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         "",
         "```python",
         *usage,
-        f'model = patchvae.models.create("{name}", pretrained=True)',
-        f'phi = patchvae.models.create_backbone("{name}", pretrained=True)  # φ for fine-tuning',
+        f"model = patchvae.models.create({_py_str(name)}, pretrained=True)",
+        f"phi = patchvae.models.create_backbone({_py_str(name)}, pretrained=True)  # φ for fine-tuning",
         'features = patchvae.extract_features(model, "path/to/images/", layer="pooled")',
         "```",
         "",
         "## Model",
         "",
-        f"- Architecture: `{config['architecture']}`, arguments `{json.dumps(config.get('model_args') or {}, sort_keys=True)}`",
+        f"- Architecture: `{config['architecture']}`, arguments "
+        f"{_code_span(json.dumps(config.get('model_args') or {}, sort_keys=True, ensure_ascii=False))}",
         f"- Parameters: {int(config['num_params']):,}",
-        f"- Input: {data['input_size'][0]}×{data['input_size'][1]}×{data['input_size'][2]} (C×H×W), "
-        f"`{data.get('resize_mode', 'resize_crop')}` to size, pixels in [0, 1] normalised with mean "
-        f"{list(data['mean'])} and std {list(data['std'])} (applied by `patchvae.extract_features` and "
-        "`patchvae.data.create_transform(model)`)",
-        f"- Weights: `{WEIGHTS_FILENAME}`, sha256 `{config['sha256']}`",
+        f"- Input: {int(data['input_size'][0])}×{int(data['input_size'][1])}×{int(data['input_size'][2])} (C×H×W), "
+        f"{_code_span(str(data.get('resize_mode', 'resize_crop')))} to size, pixels in [0, 1] normalised with mean "
+        f"{[float(v) for v in data['mean']]} and std {[float(v) for v in data['std']]} (applied by "
+        "`patchvae.extract_features` and `patchvae.data.create_transform(model)`)",
+        f"- Weights: `{WEIGHTS_FILENAME}`, sha256 {_code_span(str(config['sha256']))}",
         "",
         "## Training",
         "",
-        f"- Data: {config['dataset']}",
-        f"- Recipe: {config['recipe']}",
-        f"- Epochs: {config['epochs']}",
+        f"- Data: {_one_line(config['dataset'])}",
+        f"- Recipe: {_one_line(config['recipe'])}",
+        f"- Epochs: {_one_line(config['epochs'])}",
         "- Command:",
         "",
-        "```bash",
-        str(config["command"]),
-        "```",
+        *_fence(str(config["command"]), "bash"),
         "",
         "## Evaluation",
         "",
-        f"Protocol: {config['protocol']}",
+        f"Protocol: {_one_line(config['protocol'])}",
         "",
         "| metric | value |",
         "| --- | --- |",
-        *[f"| {k} | {v:g} |" if isinstance(v, (int, float)) else f"| {k} | {v} |" for k, v in metrics.items()],
+        *[f"| {_cell(k)} | {v:g} |" if isinstance(v, (int, float)) else f"| {_cell(k)} | {_cell(v)} |"
+          for k, v in metrics.items()],
         "",
-        *(["Reproduce the evaluation:", "", "```bash", str(config["eval_command"]), "```", ""]
+        *(["Reproduce the evaluation:", "", *_fence(str(config["eval_command"]), "bash"), ""]
           if config.get("eval_command") else []),
         "## License",
         "",
-        f"{config.get('license') or 'mit'}",
+        license,
         "",
         "## Citation",
         "",
@@ -197,6 +269,7 @@ def _check_provenance(provenance: Mapping[str, Any], name: str) -> None:
             f"cannot publish {name!r}: its model card needs {', '.join(missing)}. Set them in the registry entry "
             f"(PretrainedCfg) or the folder's config.json, or pass {flags} to `patchvae publish`."
         )
+    check_license(provenance.get("license") or "mit")
     epochs = provenance["epochs"]
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -227,6 +300,7 @@ def _resolve_name(source: str | os.PathLike, name: str | None) -> tuple[str, str
         tag = get_pretrained_cfg(arch, allow_no_weights=False).tag
     if not tag:
         raise ValueError(f"published weights need a tag: name them {arch}.<tag> (e.g. {arch}.cifar100) with --name")
+    check_tag(tag)
     if folder is not None and folder["architecture"] != arch:
         raise ValueError(f"{source} holds {folder['architecture']!r} weights, not {arch!r}")
     return arch, tag, (path if local else None), folder
@@ -265,7 +339,9 @@ def build_publish_folder(
     else:
         model = create(full if registered else arch, checkpoint_path=local)
         weights = local / WEIGHTS_FILENAME if local.is_dir() else local
-        base = _provenance_of_cfg(model.pretrained_cfg) if folder is None else {
+        # a bare checkpoint under a registered name has that entry's provenance only if it is those weights
+        # (the sha256 is compared below); create(..., checkpoint_path=) itself never carries it over
+        base = _provenance_of_cfg(get_pretrained_cfg(full) if registered else model.pretrained_cfg) if folder is None else {
             k: folder[k] for k in (*PROVENANCE_KEYS, "description") if folder.get(k) not in (None, "", {})
         }
     merged = {**base, **{k: v for k, v in provenance.items() if v is not None}}
@@ -300,9 +376,10 @@ def build_publish_folder(
 def registry_snippet(result: PublishResult) -> str:
     """The registry entry that points to published weights (paste into the model file's ``default_cfgs``)."""
     revision = result.commit or "<commit sha of the upload>"
+    name, repo_id, revision, sha = (_py_str(str(v)) for v in (result.name, result.repo_id, revision, result.sha256))
     return (
-        f'"{result.name}": _cfg(\n    hf_hub_id="{result.repo_id}",\n    hf_revision="{revision}",\n'
-        f'    sha256="{result.sha256}",\n    ...  # model_args, data_config and provenance as in config.json\n),'
+        f"{name}: _cfg(\n    hf_hub_id={repo_id},\n    hf_revision={revision},\n"
+        f"    sha256={sha},\n    ...  # model_args, data_config and provenance as in config.json\n),"
     )
 
 
@@ -324,8 +401,7 @@ def publish(
     ``dry_run=DIR`` the folder is written to DIR and nothing is uploaded. The result's ``commit`` is
     the revision to pin as ``hf_revision`` in the registry.
     """
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ValueError(f"repo_id must be 'ORG/REPO', got {repo_id!r}")
+    check_repo_id(repo_id)
     if dry_run is not None:
         full, folder = build_publish_folder(source, dry_run, name=name, repo_id=repo_id, **provenance)
         return PublishResult(full, folder, sha256sum(folder / WEIGHTS_FILENAME), repo_id)

@@ -41,6 +41,12 @@ def sha256sum(path: str | os.PathLike) -> str:
 
 
 def verify_sha256(path: str | os.PathLike, expected: str) -> None:
+    """Raise :class:`WeightsError` unless ``path`` has the sha256 ``expected`` (64 hex digits)."""
+    if not isinstance(expected, str) or len(expected) != 64 or any(c not in "0123456789abcdefABCDEF" for c in expected):
+        raise WeightsError(
+            f"the sha256 given for {path} is {expected!r:.80}, not 64 hexadecimal digits: fix the 'sha256' entry "
+            "(config.json, registry) or the sha256= argument"
+        )
     actual = sha256sum(path)
     if actual != expected.lower():
         raise WeightsError(
@@ -109,7 +115,8 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
             "architecture or configuration: check the model name and its arguments (config.json of the "
             "weights lists both), or load them with the architecture they were saved from."
         )
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    # finite in the dtype the model holds: a float64 1e300 is finite, but Inf once copied into float32
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v.to(expected[k].dtype)).all())]
     if bad:
         raise WeightsError(
             f"{source} has NaN/Inf values in {len(bad)} tensor(s) (e.g. {', '.join(bad[:3])}): the file is "
@@ -129,7 +136,8 @@ def adapt_in_chans(
     """Adapt weights saved for another number of image channels (1-channel weights used at 3 and back).
 
     Input convs use timm's ``adapt_input_conv`` (1 -> 3 repeats and rescales, so an RGB image with
-    equal channels gives the same activations; 3 -> 1 sums). A decoder's image-output transposed
+    equal channels gives the same activations; 3 -> 1 sums). Only 1 <-> N is defined: anything else
+    (e.g. 5 -> 3, which would truncate) raises :class:`WeightsError`. A decoder's image-output transposed
     conv, weight (in, out, k, k), repeats its single output channel, or averages 3 into 1.
     """
     from timm.models._manipulate import adapt_input_conv
@@ -138,6 +146,12 @@ def adapt_in_chans(
     for name in input_convs:
         key = f"{name}.weight"
         if key in state and state[key].shape[1] != in_chans:
+            if 1 not in (state[key].shape[1], in_chans):
+                raise WeightsError(
+                    f"cannot adapt {key} from {state[key].shape[1]} to {in_chans} input channels: only 1-channel "
+                    f"weights at N channels and N-channel weights at 1 are supported; use in_chans="
+                    f"{state[key].shape[1]} (the weights' channels)"
+                )
             log.info("adapting %s from %d to %d input channels", key, state[key].shape[1], in_chans)
             state[key] = adapt_input_conv(in_chans, state[key], base_chans=state[key].shape[1])
     for name in output_convs:

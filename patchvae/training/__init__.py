@@ -5,6 +5,8 @@
     train(get_recipe("fmnist_patchvae"), "runs/fmnist_patchvae")
 """
 
+from .checkpoint import CheckpointError
+from .runlock import RunLockedError
 from .trainer import TrainingDivergedError, TrainResult, train
 
-__all__ = ["TrainResult", "TrainingDivergedError", "train"]
+__all__ = ["CheckpointError", "RunLockedError", "TrainResult", "TrainingDivergedError", "train"]

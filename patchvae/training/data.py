@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from ..data import DataConfig, EpochBatches, ImageTensorDataset, data_config_for, dataset_spec, get_dataset
+from ..data import DataConfig, EpochBatches, create_transform, data_config_for, dataset_spec, get_dataset
+from ..data.subsets import holdout_indices, random_subset, take
 from ..recipes import Recipe
 from .distributed import World
 
-__all__ = ["RunData", "build_run_data", "load_split"]
+__all__ = ["RunData", "build_run_data", "likelihood_data_config", "load_split"]
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,10 @@ class RunData:
     eval: EpochBatches | None
     data_config: DataConfig
     num_train: int
+    #: 16 eval images for the per-epoch PNGs: a fixed seeded, class-stratified random sample (not the first 16)
+    preview: EpochBatches | None = None
+    #: what was loaded: data_dir, train_split, eval_split, val_fraction (recorded with the run)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def set_epoch(self, epoch: int) -> None:
         self.train.set_epoch(epoch)
@@ -31,21 +39,58 @@ class RunData:
 
 def load_split(
     dataset: str, root: str | os.PathLike | None, split: str, *, train_transform: bool,
-    image_size: int | None = None, download: bool = False,
+    image_size: int | None = None, download: bool = False, config: DataConfig | None = None,
 ) -> tuple[Dataset, DataConfig]:
-    """A split of a named dataset (:func:`patchvae.data.get_dataset`) and its preprocessing."""
+    """A split of a named dataset (:func:`patchvae.data.get_dataset`) and its preprocessing: the dataset's, or
+    ``config`` instead (on-disk datasets then get its transform)."""
     size = image_size if dataset == "imagefolder" else None
-    config = data_config_for(dataset, image_size=size)
-    ds = get_dataset(dataset, root, split, train_transform=train_transform, image_size=size, download=download)
+    transform = None
+    if config is None:
+        config = data_config_for(dataset, image_size=size)
+    elif not dataset_spec(dataset).in_memory:
+        transform = create_transform(config, is_training=train_transform)
+    ds = get_dataset(dataset, root, split, train_transform=train_transform, image_size=size, download=download,
+                     transform=transform)
     return ds, config
 
 
-def _limit(ds: Dataset, n: int | None) -> Dataset:
-    if n is None or n >= len(ds):
-        return ds
-    if isinstance(ds, ImageTensorDataset):
-        return ds.subset(range(n))
-    return Subset(ds, range(n))
+def likelihood_data_config(recipe: Recipe) -> DataConfig:
+    """The preprocessing of an ``objective="elbo"`` run: the model's own, at the dataset's channel count.
+
+    A discrete likelihood scores the 8-bit values themselves, so the images must be v/127.5 - 1 (mean =
+    std = 0.5) at the size the model's D = C·H·W refers to (28×28 for Zhang's MNIST networks: Fashion-MNIST
+    unpadded), whatever the dataset's usual normalisation; flips as the model's config says.
+    """
+    from ..models._registry import get_architecture_cfg
+
+    own = get_architecture_cfg(recipe.model).data_config
+    if own is None or tuple(own.mean) != (0.5,) * own.channels or tuple(own.std) != (0.5,) * own.channels:
+        raise ValueError(f"recipe {recipe.name}: objective 'elbo' needs a model whose preprocessing maps 8-bit images "
+                         f"to v/127.5 - 1 (mean = std = 0.5); {recipe.model!r} has {own}")
+    size = recipe.image_size
+    chans = data_config_for(recipe.dataset, image_size=size).channels
+    own = own.with_channels(chans)
+    if own.input_size[1:] != (size, size):
+        own = dataclasses.replace(own, input_size=(chans, size, size))
+    return own
+
+
+def _limit(ds: Dataset, n: int | None, seed: int, what: str) -> Dataset:
+    """A seeded, class-stratified random subset of ``n`` items (never the first ``n``: sorted folders are by class)."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"--{what} must be an int >= 1, got {n!r}")
+    return random_subset(ds, n, seed)
+
+
+def _train_split(recipe: Recipe, data_dir: str | os.PathLike | None) -> str | None:
+    """The training split: the recipe's; for an image folder without that sub-folder, the folder itself."""
+    if recipe.dataset != "imagefolder" or data_dir is None or recipe.split not in ("train", "unsupervised"):
+        return recipe.split
+    root = Path(data_dir).expanduser()
+    if not (root / "train").is_dir() and root.is_dir():
+        log.info("%s has no train/ sub-folder: training on the folder itself (--train-split NAME picks a sub-folder)", root)
+        return None
+    return recipe.split
 
 
 def build_run_data(
@@ -58,28 +103,59 @@ def build_run_data(
     eval_subset: int | None = None,
     num_workers: int = 4,
     download: bool = False,
+    eval_split: str | None = None,
+    val_fraction: float | None = None,
 ) -> RunData:
-    """Train (shuffled, augmented, sharded across processes) and eval loaders for ``recipe``."""
+    """Train (shuffled, augmented, sharded across processes) and eval loaders for ``recipe``.
+
+    Evaluation data: ``val_fraction`` F in (0, 1) holds out a seeded, class-stratified fraction F of the
+    training split (evaluated without augmentation); ``val_fraction=0`` trains without evaluation (no eval
+    loss, no per-epoch PNGs); otherwise the split ``eval_split`` (default: the dataset's, e.g. ``val``). A
+    missing eval split is an error that names these choices, never a silent run without evaluation.
+    """
+    if eval_split is not None and val_fraction is not None:
+        raise ValueError("pass either --eval-split or --val-fraction, not both")
     if recipe.batch_size % world.size:
         raise ValueError(f"batch_size {recipe.batch_size} is not divisible by the {world.size} processes")
     per_rank = recipe.batch_size // world.size
     size = recipe.image_size
-    train_ds, config = load_split(recipe.dataset, data_dir, recipe.split, train_transform=True, image_size=size,
-                                  download=download)
-    train_ds = _limit(train_ds, train_subset)
-    eval_split = dataset_spec(recipe.dataset).eval_split
-    try:
-        eval_ds, _ = load_split(recipe.dataset, data_dir, eval_split, train_transform=False, image_size=size,
-                                download=download)
-    except FileNotFoundError as err:  # e.g. an ImageFolder without a val/ split: train without eval loss
-        log.warning("no %r split to evaluate on (%s); the run logs training losses only", eval_split, err)
-        eval_ds = None
-    eval_ds = _limit(eval_ds, eval_subset) if eval_ds is not None else None
+    own = likelihood_data_config(recipe) if recipe.objective == "elbo" else None
+    split = _train_split(recipe, data_dir)
+    train_ds, config = load_split(recipe.dataset, data_dir, split, train_transform=True, image_size=size,
+                                  download=download, config=own)
+    eval_ds: Dataset | None = None
+    info: dict[str, Any] = {"data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve()), "train_split": split,
+                            "eval_split": None, "val_fraction": val_fraction}
+    if val_fraction:
+        keep, held = holdout_indices(train_ds, val_fraction, recipe.seed)
+        plain, _ = load_split(recipe.dataset, data_dir, split, train_transform=False, image_size=size,
+                              download=download, config=own)
+        train_ds, eval_ds = take(train_ds, keep), take(plain, held)
+        log.info("evaluating on %d held-out training images (--val-fraction %s, seed %d)", len(held), val_fraction, recipe.seed)
+    elif val_fraction is not None:
+        log.warning("--val-fraction 0: training without evaluation (no eval loss, no per-epoch images)")
+    else:
+        name = eval_split or dataset_spec(recipe.dataset).eval_split
+        try:
+            eval_ds, _ = load_split(recipe.dataset, data_dir, name, train_transform=False, image_size=size,
+                                    download=download, config=own)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"no eval split {name!r} ({err}): pass --eval-split NAME (a sub-folder of --data-dir), --val-fraction F "
+                "to evaluate on a held-out fraction of the training images, or --val-fraction 0 to train without evaluation"
+            ) from err
+        info["eval_split"] = name
+    train_ds = _limit(train_ds, train_subset, recipe.seed, "train-subset")
+    eval_ds = _limit(eval_ds, eval_subset, recipe.seed, "eval-subset") if eval_ds is not None else None
     common = {"data_config": config, "seed": recipe.seed, "device": device, "num_workers": num_workers}
     train = EpochBatches(train_ds, batch_size=per_rank, train=True, rank=world.rank, world_size=world.size, **common)
     evaluate = EpochBatches(eval_ds, batch_size=256, train=False, **common) if eval_ds is not None else None
+    preview = None
+    if eval_ds is not None:  # a fixed, seeded, class-stratified sample: a sorted folder's first 16 are one class
+        sample = random_subset(eval_ds, 16, recipe.seed)
+        preview = EpochBatches(sample, batch_size=16, train=False, **{**common, "num_workers": 0})
     if len(train) == 0:
         raise ValueError(
             f"{len(train_ds)} training images give no full batch of {per_rank} per process; lower batch_size or use more data"
         )
-    return RunData(train, evaluate, config, len(train_ds))
+    return RunData(train, evaluate, config, len(train_ds), preview, info)

@@ -1,4 +1,4 @@
-"""One optimisation step per model family: VAE (β-VAE, PatchVAE), VAE-GAN, BiGAN.
+"""One optimisation step per model family: VAE (β-VAE, PatchVAE), VAE-GAN, BiGAN, −ELBO (Zhang's PixelVAEs).
 
 Each task owns its optimisers and (DDP-wrapped) modules and returns its loss parts by name.
 """
@@ -6,13 +6,16 @@ Each task owns its optimisers and (DDP-wrapped) modules and returns its loss par
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.config import DataConfig
+from ..evaluation.part_health import PartHealthAccumulator
 from ..losses import (
     BetaVAEObjective,
     PatchVAEObjective,
@@ -29,7 +32,7 @@ from .distributed import World, wrap_ddp
 from .gemm_grads import use_gemm_weight_grads
 from .images import save_reconstructions, save_samples, save_visibility_maps
 
-__all__ = ["BiGANTask", "Task", "VAETask", "make_task"]
+__all__ = ["BiGANTask", "ELBOTask", "Task", "VAETask", "make_task"]
 
 Parts = dict[str, torch.Tensor]
 
@@ -104,7 +107,8 @@ class Task:
     def train_step(self, x: torch.Tensor, step: int) -> Parts:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def eval_step(self, x: torch.Tensor, step: int) -> Parts:  # pragma: no cover - interface
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:  # pragma: no cover
+        """Eval-mode loss parts of batch ``x``; models with part visibility also feed ``part_health``."""
         raise NotImplementedError
 
     def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:  # pragma: no cover
@@ -167,9 +171,11 @@ class VAETask(Task):
         return {k: v.detach() for k, v in logs.items()}
 
     @torch.no_grad()
-    def eval_step(self, x: torch.Tensor, step: int) -> Parts:
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:
         with self.autocast():
             out = self._forward(x, step, net=self.model, sample=True)
+        if part_health is not None and getattr(out, "visibility_probs", None) is not None:
+            part_health.update(out.visibility_probs)  # Q^V(z_vis=1|x) of this eval-mode pass: no extra forward
         parts = self.objective(out, x)
         return {"loss": parts.total, **{k: v for k, v in parts._asdict().items() if k != "total"}}
 
@@ -180,9 +186,9 @@ class VAETask(Task):
         if self.is_patchvae:
             save_visibility_maps(out_dir / f"epoch_{epoch:03d}_visibility.png", x[:8], out.visibility_probs[:8], data_config)
             grid = (x.shape[-2] // self.model.stride, x.shape[-1] // self.model.stride)
-            samples = self.model.sample_prior(32, grid_size=grid)
+            samples = self.model.sample(32, grid_size=grid)
         else:
-            samples = self.model.sample_prior(32)
+            samples = self.model.sample(32)
         save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", samples, data_config)
 
 
@@ -195,7 +201,8 @@ class _EncoderGenerator(nn.Module):
         self.decoder = model.decoder
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(x), self.decoder(z)
+        """(E(x) (B, D), G(z) (B, C, H, W))."""
+        return self.encoder(x).latent, self.decoder(z)
 
 
 class BiGANTask(Task):
@@ -236,22 +243,91 @@ class BiGANTask(Task):
         }
 
     @torch.no_grad()
-    def eval_step(self, x: torch.Tensor, step: int) -> Parts:
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:
         with self.autocast():
-            recon = self.model.generate(self.model.encoder(x))
+            recon = self.model.reconstruct(x)
         return {"reconstruction": reconstruction_loss(recon, x)}
 
     @torch.no_grad()
     def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:
-        recon = self.model.generate(self.model.encoder(x))
+        recon = self.model.reconstruct(x)
         save_reconstructions(out_dir / f"epoch_{epoch:03d}_reconstructions.png", x, recon, data_config)
         z = torch.randn(32, self.model.latent_dim, device=x.device)
         save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", self.model.generate(z), data_config)
 
 
+class ELBOTask(Task):
+    """Models with a discrete likelihood (Zhang et al. 2022's PixelVAEs): one Adam step on the −ELBO.
+
+    The loss is the batch mean of −log p(x | z) + KL(q(z | x) ‖ p(z)), one reparameterised z per image, in
+    nats per image (spec §2.7); it is logged with its two terms and in bits per dimension (``bpd``; on the
+    eval split: the test BPD of spec §2.9). ``objective_args``: ``random_crop_padding`` p (default 0):
+    training images are random crops of the image padded by p black pixels (spec §2.8: p = 4 on CIFAR-10).
+    """
+
+    def __init__(self, model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None):
+        super().__init__(recipe, device, world, amp_dtype)
+        unknown = sorted(set(recipe.objective_args) - {"random_crop_padding"})
+        if unknown:
+            raise ValueError(f"recipe {recipe.name}: objective 'elbo' takes objective_args random_crop_padding only, got {unknown}")
+        if not callable(getattr(model, "elbo_terms", None)):
+            raise ValueError(f"recipe {recipe.name}: objective 'elbo' needs a model with a discrete likelihood "
+                             f"(patchvae.models.LikelihoodModel, e.g. pixelvae_*), got {type(model).__name__}")
+        self.model = model
+        self.crop_padding = int(recipe.objective_args.get("random_crop_padding", 0))
+        self.net = wrap_ddp(model, world, device)
+        self.modules["model"] = model
+        self._adam("model", model.parameters(), recipe.lr)
+
+    def _random_crop(self, x: torch.Tensor) -> torch.Tensor:
+        """Per image a random H×W crop of x padded by p pixels of value -1 (black: v/127.5 - 1 at v = 0)."""
+        p = self.crop_padding
+        if p <= 0:
+            return x
+        batch, _, height, width = x.shape
+        padded = F.pad(x, (p, p, p, p), value=-1.0)
+        top, left = torch.randint(0, 2 * p + 1, (2, batch, 1), device=x.device)
+        rows = (top + torch.arange(height, device=x.device))[:, :, None]
+        cols = (left + torch.arange(width, device=x.device))[:, None, :]
+        out = padded[torch.arange(batch, device=x.device)[:, None, None], :, rows, cols]  # (B, H, W, C)
+        fmt = torch.channels_last if self.recipe.channels_last else torch.contiguous_format
+        return out.permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+
+    @staticmethod
+    def _parts(out, x: torch.Tensor) -> Parts:
+        nll, kl = out.reconstruction_nll.mean(), out.kl.mean()
+        loss = nll + kl
+        return {"loss": loss, "reconstruction_nll": nll, "kl": kl, "bpd": loss / (x[0].numel() * math.log(2.0))}
+
+    def train_step(self, x: torch.Tensor, step: int) -> Parts:
+        x = self._random_crop(x)
+        with self.autocast():
+            out = self.net(x)
+        parts = self._parts(out, x)
+        self._zero("model")
+        self._backward("model", parts["loss"])
+        self._step("model")
+        return {k: v.detach() for k, v in parts.items()}
+
+    @torch.no_grad()
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:
+        with self.autocast():
+            out = self.model(x, sample=True)  # single-sample −ELBO, BN running statistics
+        return self._parts(out, x)
+
+    @torch.no_grad()
+    def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:
+        x = x[:8]
+        recon = self.model.reconstruct(x)  # a sample of p(x | μ) with fixed pixel noise: comparable across epochs
+        save_reconstructions(out_dir / f"epoch_{epoch:03d}_reconstructions.png", x, recon, data_config)
+        save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", self.model.sample(16), data_config)
+
+
 def make_task(model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None) -> Task:
     if recipe.gemm_weight_grads and device.type == "cpu" and amp_dtype == torch.bfloat16:
         use_gemm_weight_grads(model)
+    if recipe.objective == "elbo":
+        return ELBOTask(model, recipe, device, world, amp_dtype)
     if recipe.family == "bigan":
         if not isinstance(model, BiGAN):
             raise ValueError(f"recipe {recipe.name}: family 'bigan' needs a BiGAN model, got {type(model).__name__}")
