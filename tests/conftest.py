@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,3 +46,36 @@ def isolated_zoo(monkeypatch):
 
     monkeypatch.setattr(_registry, "_tag_cfgs", {arch: {} for arch in _registry._tag_cfgs})
     monkeypatch.setattr(_registry, "_default_tags", {})
+
+
+SHARED_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.zip"
+
+
+def _cifar10(train: bool, tmp_path_factory: pytest.TempPathFactory):
+    from patchvae.data import load_cifar10
+
+    if not SHARED_CIFAR10.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"the CIFAR-10 JPEG copy is missing in CI: expected {SHARED_CIFAR10} (../shared/ beside the clone)")
+        pytest.skip(f"the CIFAR-10 JPEG copy is not at {SHARED_CIFAR10}")
+    cache = tmp_path_factory.getbasetemp() / "decoded-cache"
+    previous = os.environ.get("PATCHVAE_CACHE_DIR")
+    os.environ["PATCHVAE_CACHE_DIR"] = str(cache)  # never write into the user's cache from the tests
+    try:
+        return load_cifar10(SHARED_CIFAR10, train=train)
+    finally:
+        if previous is None:
+            os.environ.pop("PATCHVAE_CACHE_DIR", None)
+        else:
+            os.environ["PATCHVAE_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def cifar10_test(tmp_path_factory):
+    """The 10,000 CIFAR-10 (JPEG copy) test images from ../shared/data (skipped locally when absent, fails in CI)."""
+    return _cifar10(False, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def cifar10_train(tmp_path_factory):
+    return _cifar10(True, tmp_path_factory)

@@ -33,7 +33,7 @@ def test_ablation_sweeps():
     assert set(list_sweeps()) == {
         f"table{t}_{d}_{ds}"
         for t, d in ((3, "num_parts"), (4, "part_dim"), (5, "visibility_prior"), (6, "beta_vis"))
-        for ds in ("cifar100", "indoor67")
+        for ds in ("cifar100", "indoor67", "cifar10")
     }
     assert [r.model_args["num_parts"] for r in get_sweep("table3_num_parts_cifar100")] == [4, 8, 16, 32, 64]
     assert [r.objective_args["visibility_prior"] for r in get_sweep("table5_visibility_prior_indoor67")] == [0.01, 0.05, 0.1]

@@ -1,6 +1,7 @@
 """Datasets and preprocessing: in-memory uint8 datasets with batched augmentation, torchvision transforms,
 the paper's datasets by name (:func:`get_dataset`, :func:`data_config_for`)."""
 
+from .cifar10 import CIFAR10_CLASSES, decoded_cache_dir, find_cifar10, load_cifar10
 from .cifar100 import find_cifar100, load_cifar100
 from .config import CIFAR, FASHION_MNIST, IMAGENET, IMAGENET_NORMALIZATION, MINUS_ONE_TO_ONE, SCENES_64, DataConfig
 from .fashion_mnist import find_fashion_mnist, load_fashion_mnist
@@ -15,6 +16,7 @@ from .transforms import create_transform, resolve_data_config
 
 __all__ = [
     "CIFAR",
+    "CIFAR10_CLASSES",
     "DATASETS",
     "FASHION_MNIST",
     "IMAGENET",
@@ -31,11 +33,14 @@ __all__ = [
     "create_transform",
     "data_config_for",
     "dataset_spec",
+    "decoded_cache_dir",
     "default_data_root",
+    "find_cifar10",
     "find_cifar100",
     "find_fashion_mnist",
     "fit_to_size",
     "get_dataset",
+    "load_cifar10",
     "load_cifar100",
     "load_fashion_mnist",
     "load_image_folder",

@@ -47,7 +47,7 @@ def load_cifar100(root: str | os.PathLike, train: bool = True, download: bool = 
         expected = Path(root).expanduser() / _FOLDER
         raise FileNotFoundError(
             f"CIFAR-100 not found: expected the files {', '.join(_FILES)} in {expected}. Download "
-            f"{CIFAR100_URL} and extract it into {Path(root).expanduser()}, or pass download=True."
+            f"{CIFAR100_URL} and extract it into {Path(root).expanduser()}, or pass --download (Python: download=True)."
         )
     base = found if found is not None else Path(root).expanduser()
     try:
@@ -55,7 +55,7 @@ def load_cifar100(root: str | os.PathLike, train: bool = True, download: bool = 
     except RuntimeError as err:
         raise RuntimeError(
             f"CIFAR-100 files in {base / _FOLDER} fail torchvision's md5 check (damaged, or not the official "
-            f"release): delete them and download {CIFAR100_URL} again, or pass download=True. ({err})"
+            f"release): delete them and download {CIFAR100_URL} again, or pass --download (Python: download=True). ({err})"
         ) from err
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) HWC -> NCHW
     log.debug("CIFAR-100 %s split from %s: %d images", "train" if train else "test", base, len(images))

@@ -1,9 +1,10 @@
 """Fashion-MNIST (Xiao et al. 2017) as in-memory uint8 tensors.
 
-Looked up, in order, in: the ``root`` you pass, ``$PATCHVAE_FASHION_MNIST``, and Debian's
-``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``). A directory may hold the
-four standard IDX files (``.gz`` or not) or torchvision's ``FashionMNIST/raw`` layout. If none is
-found and ``download=True``, torchvision downloads the data into ``root``.
+Looked up in the ``root`` you pass, and only there; without one, in ``$PATCHVAE_FASHION_MNIST`` and
+then Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``). A directory
+may hold the four standard IDX files (``.gz`` or not) or torchvision's ``FashionMNIST/raw`` layout.
+If none is found and ``download=True``, torchvision downloads the data into ``root``. An explicit
+``root`` without the files is an error (or a download), never a silent fallback to another copy.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ _SIZES = {True: 60_000, False: 10_000}
 
 def _candidate_dirs(root: str | os.PathLike | None) -> list[Path]:
     dirs = []
-    for base in (root, os.environ.get("PATCHVAE_FASHION_MNIST"), DEBIAN_DIR):
+    bases = (root,) if root is not None else (os.environ.get("PATCHVAE_FASHION_MNIST"), DEBIAN_DIR)
+    for base in bases:
         if base:
             base = Path(base).expanduser()
             dirs += [base, base / "FashionMNIST" / "raw", base / "fashion-mnist"]
@@ -48,7 +50,7 @@ def _find_file(directory: Path, stem: str) -> Path | None:
 
 
 def find_fashion_mnist(root: str | os.PathLike | None = None) -> Path | None:
-    """The first directory holding all four Fashion-MNIST IDX files, or None."""
+    """The first directory holding all four Fashion-MNIST IDX files (only under ``root`` if given), or None."""
     for directory in _candidate_dirs(root):
         if all(_find_file(directory, stem) for split in (True, False) for stem in _FILES[split]):
             return directory
@@ -89,9 +91,15 @@ def load_fashion_mnist(
         target = Path(root or Path.home() / ".cache" / "patchvae" / "data").expanduser()
         ds = FashionMNIST(str(target), train=train, download=True)
         return ImageTensorDataset(ds.data.unsqueeze(1).contiguous(), ds.targets.long(), CLASSES)
+    if root is not None:
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found in {Path(root).expanduser()} (expected the four IDX files, e.g. "
+            "train-images-idx3-ubyte[.gz], there or in FashionMNIST/raw/). Fix --data-dir / root=..., drop it to use "
+            "$PATCHVAE_FASHION_MNIST or the system copy, or allow downloading into it (--download / download=True)."
+        )
     searched = ", ".join(str(d) for d in _candidate_dirs(root)[::3])
     raise FileNotFoundError(
         f"Fashion-MNIST not found (looked in: {searched}). Install it with "
         "'apt-get install dataset-fashion-mnist', pass the directory holding the IDX files "
-        "(--data-dir / root=...), or allow downloading (download=True)."
+        "(--data-dir / root=...), or allow downloading with --download (Python: download=True)."
     )

@@ -2,7 +2,8 @@
 
 Layout: ``root/<split>/<class>/<image>`` (``root/train``, ``root/val``, ...). Labels index the class
 folders sorted by name; every split must have the same class folders as ``root/train`` so that a
-label means the same class in all splits.
+label means the same class in all splits. A folder of images without class sub-folders (flat,
+unlabelled) is read as one class (label 0): :class:`FlatImageFolder`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import find_classes
+from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes
 
-__all__ = ["IMAGENET_NUM_CLASSES", "IMAGENET_SPLITS", "IMAGENET_URL", "load_image_folder", "load_imagenet"]
+__all__ = ["IMAGENET_NUM_CLASSES", "IMAGENET_SPLITS", "IMAGENET_URL", "FlatImageFolder", "load_image_folder", "load_imagenet"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,32 @@ _IMAGENET_HOW_TO_GET = (
     f"{IMAGENET_URL} into the root and run torchvision.datasets.ImageNet(root, split='train') and "
     "split='val' once: they extract the archives into root/train/<wnid>/ and root/val/<wnid>/."
 )
+
+
+class FlatImageFolder(Dataset):
+    """The image files directly under ``root`` (sorted by name), unlabelled: items are
+    ``(transform(PIL RGB image), 0)``; ``samples`` lists ``(path, 0)`` like torchvision's ImageFolder."""
+
+    def __init__(self, root: str | os.PathLike, transform: Callable[[Any], Any] | None = None) -> None:
+        self.root = str(root)
+        self.transform = transform
+        files = sorted(p for p in Path(root).iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+        self.samples = [(str(p), 0) for p in files]
+        self.targets = [0] * len(self.samples)
+        self.classes = [""]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image = default_loader(self.samples[index][0])
+        return (self.transform(image) if self.transform is not None else image), 0
+
+
+def _has_images(directory: Path) -> bool:
+    return directory.is_dir() and any(
+        entry.is_file() and entry.name.lower().endswith(IMG_EXTENSIONS) for entry in os.scandir(directory)
+    )
 
 
 def _check_class_folders(directory: Path, how_to_get: str) -> None:
@@ -46,7 +74,9 @@ def load_image_folder(
     how_to_get: str = "",
 ) -> ImageFolder:
     """``root/split`` (or ``root`` itself when ``split`` is None) as an ImageFolder; ``"unsupervised"``
-    reads ``root/train``. Items are ``(transform(PIL RGB image), label)``.
+    reads ``root/train``. Items are ``(transform(PIL RGB image), label)``. A directory with image files
+    and no class sub-folders (and no ``how_to_get``, i.e. not a named benchmark) is read as a
+    :class:`FlatImageFolder` (one class, label 0).
 
     Raises:
         FileNotFoundError: the directory is missing or has no class folders.
@@ -56,6 +86,10 @@ def load_image_folder(
     if split == "unsupervised":
         split = "train"
     directory = root / split if split else root
+    if not how_to_get and _has_images(directory) and not any(entry.is_dir() for entry in os.scandir(directory)):
+        flat = FlatImageFolder(directory, transform)
+        log.info("image folder %s: %d images, no class folders (unlabelled, label 0)", directory, len(flat))
+        return flat  # type: ignore[return-value]
     _check_class_folders(directory, how_to_get)
     dataset = ImageFolder(str(directory), transform=transform)
     reference = root / "train"

@@ -56,6 +56,12 @@ def match_channels(x: torch.Tensor, chans: int) -> torch.Tensor:
     raise ValueError(f"cannot convert {have}-channel images to {chans} channels (only 1 <-> 3 is supported)")
 
 
+def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
+    """Resize a float batch (B, C, h, w) to ``size`` (antialiased for bilinear/bicubic)."""
+    antialias = interpolation in ("bilinear", "bicubic")
+    return F.interpolate(x, size=size, mode=interpolation, antialias=antialias, align_corners=False if antialias else None)
+
+
 def fit_to_size(x: torch.Tensor, size: tuple[int, int], mode: str, interpolation: str = "bilinear") -> torch.Tensor:
     """Bring a float batch (B, C, h, w) to ``size``: ``"pad"`` centre-pads (value 0) / centre-crops,
     ``"resize_crop"`` resizes the shorter side to the target (antialiased) then centre-crops."""
@@ -87,11 +93,11 @@ class BatchPreprocess:
         cfg = self.config
         x = images.float().div_(255.0)
         x = match_channels(x, cfg.channels)
-        if cfg.resize_mode == "pad":
-            # pad in pixel space before normalising, so padding is black as in torchvision's Pad
-            x = fit_to_size(x, cfg.input_size[1:], "pad")
-        else:
-            x = fit_to_size(x, cfg.input_size[1:], "resize_crop", cfg.interpolation)
+        size = cfg.resized_size(*x.shape[-2:])  # covering size / crop_pct (None: no resize)
+        if size is not None:
+            x = resize(x, size, cfg.interpolation)
+        # pad in pixel space before normalising, so padding is black as in torchvision's CenterCrop
+        x = fit_to_size(x, cfg.input_size[1:], "pad")
         mean = torch.tensor(cfg.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(cfg.std, device=x.device).view(1, -1, 1, 1)
         x = (x - mean) / std

@@ -5,11 +5,11 @@ Example::
     cfg = data_config_for("indoor67")  # (3, 64, 64), ImageNet mean/std, random flips in training
     ds = get_dataset("indoor67", "/data/indoor67", "unsupervised", train_transform=True)
 
-Small datasets ("fashion_mnist", "cifar100") come back in memory as a uint8
+Small datasets ("fashion_mnist", "cifar10", "cifar100") come back in memory as a uint8
 :class:`~patchvae.data.ImageTensorDataset`, preprocessed a batch at a time by
 ``BatchPreprocess(data_config_for(name), train=...)`` (see :class:`~patchvae.data.BatchLoader`);
 ``train_transform`` does not apply to them. The others stay on disk and each item is
-``create_transform(data_config_for(name), train=train_transform)`` of the decoded image.
+``create_transform(data_config_for(name), is_training=train_transform)`` of the decoded image.
 
 Every dataset has an ``"unsupervised"`` split, the images the paper pretrains on: the training set,
 except for Indoor67, where it is every image but the official test images.
@@ -28,6 +28,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from .cifar10 import load_cifar10
 from .cifar100 import load_cifar100
 from .config import CIFAR, FASHION_MNIST, IMAGENET, SCENES_64, DataConfig
 from .fashion_mnist import load_fashion_mnist
@@ -83,6 +84,9 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType({
     for s in (
         _spec("fashion_mnist", "Fashion-MNIST, 28x28 grayscale padded to 32x32", 10, "test", FASHION_MNIST,
               "the four IDX files (train-images-idx3-ubyte[.gz], ...) or FashionMNIST/raw/",
+              in_memory=True, downloadable=True),
+        _spec("cifar10", "CIFAR-10, 32x32 as is, no flips (torchvision files, or a class-per-folder dir/zip)", 10,
+              "test", CIFAR, "cifar-10-batches-py/, or {train,test}/<class>/<image> as a folder or a .zip",
               in_memory=True, downloadable=True),
         _spec("cifar100", "CIFAR-100, 32x32 as is, no flips", 100, "test", CIFAR,
               "cifar-100-python/{train,test,meta}", in_memory=True, downloadable=True),
@@ -150,7 +154,7 @@ def get_dataset(
             for ``root`` itself.
         train_transform: on-disk datasets: use the training transform (random flips where the paper
             uses them). In-memory datasets are not transformed (use ``BatchPreprocess``).
-        download: fetch Fashion-MNIST / CIFAR-100 if missing; the others cannot be downloaded.
+        download: fetch Fashion-MNIST / CIFAR-10 / CIFAR-100 if missing; the others cannot be downloaded.
         image_size: on-disk datasets: replaces the paper's input size of the default transform (required
             for "imagefolder" without ``transform``). For in-memory datasets pass it to :func:`data_config_for`.
         transform: replaces the default transform of an on-disk dataset (e.g. ``create_transform(model)``).
@@ -172,15 +176,17 @@ def get_dataset(
             "train=...) instead of a per-item transform"
         )
     if download and not spec.downloadable:
-        log.warning("%s cannot be downloaded automatically; ignoring download=True", name)
+        log.warning("%s cannot be downloaded automatically; ignoring --download (download=True)", name)
     if root is None and name == "imagefolder":
         raise ValueError("dataset 'imagefolder' needs a root directory")
     if root is None and name != "fashion_mnist":
         root = default_data_root(name)
     if name == "fashion_mnist":
         return load_fashion_mnist(root, train=split != "test", download=download)
+    if name == "cifar10":
+        return load_cifar10(root, train=split != "test", download=download)
     if name == "cifar100":
         return load_cifar100(root, train=split != "test", download=download)
     if transform is None:
-        transform = create_transform(data_config_for(name, image_size=image_size), train=train_transform)
+        transform = create_transform(data_config_for(name, image_size=image_size), is_training=train_transform)
     return _DISK_LOADERS[name](root, split, transform)

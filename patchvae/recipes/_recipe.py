@@ -32,7 +32,9 @@ class Recipe:
     dataset: str  #: "fashion_mnist", "cifar100", "indoor67", "places205", "imagenet", "imagefolder"
     epochs: int
     model_args: Mapping[str, Any] = field(default_factory=dict)
-    objective: Literal["patchvae", "beta_vae", "bigan"] = "patchvae"
+    #: "elbo": the negative ELBO of a model with a discrete likelihood (Zhang et al. 2022 PixelVAEs; inputs are
+    #: the model's own preprocessing, see patchvae.training.data)
+    objective: Literal["patchvae", "beta_vae", "bigan", "elbo"] = "patchvae"
     objective_args: Mapping[str, Any] = field(default_factory=dict)  #: e.g. beta_vis, weighted (L_w)
     split: str = "train"  #: dataset split used for unsupervised training
     image_size: int = 32
