@@ -20,6 +20,7 @@ from patchvae.models import (
     Classifier,
     Discriminator,
     PatchVAE,
+    PixelVAE,
     ResNetTrunk,
     WeightsError,
     create,
@@ -45,6 +46,8 @@ ARCHITECTURES = {
     "classifier_resnet9_32": Classifier,
     "classifier_resnet9_64": Classifier,
     "classifier_resnet18_224": Classifier,
+    **{f"pixelvae_{arch}_{head}{size}": PixelVAE for arch in ("mlp", "resnet") for head in ("h0", "h1", "h2", "full")
+       for size in ("", "_small")},
 }
 
 pytestmark = pytest.mark.usefixtures("single_thread", "isolated_zoo")  # tests register their own weights

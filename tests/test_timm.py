@@ -34,8 +34,8 @@ def test_backbone_families_are_in_timms_registry():
     assert set(timm.list_models("beta_vae_*")) == {"beta_vae_resnet9_32", "beta_vae_resnet9_64", "beta_vae_resnet18_224"}
     assert set(timm.list_models("bigan_*")) == {"bigan_resnet9_32", "bigan_resnet9_64"}
     assert not timm.is_model("classifier_resnet9_32") and not timm.is_model("vaegan_discriminator")
-    cfg = timm.models.get_pretrained_cfg("patchvae_resnet9")  # its default weights: Fashion-MNIST, 1 channel
-    assert cfg.input_size == (1, 32, 32) and cfg.first_conv == "conv1" and cfg.num_classes == 0
+    cfg = timm.models.get_pretrained_cfg("patchvae_resnet9")  # its default weights: CIFAR-10, RGB
+    assert cfg.input_size == (3, 32, 32) and cfg.first_conv == "conv1" and cfg.num_classes == 0
     cfg = timm.models.get_pretrained_cfg("beta_vae_resnet9_64")  # no weights: the architecture's defaults
     assert cfg.input_size == (3, 64, 64) and cfg.first_conv == "conv1" and cfg.num_classes == 0
 

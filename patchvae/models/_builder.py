@@ -8,6 +8,7 @@ checking their sha256), adapts the image convs if ``in_chans`` differs, and atta
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -20,11 +21,12 @@ import torch
 from torch import nn
 
 from ..data.config import CIFAR, DataConfig
+from ._folder_config import MAX_CONFIG_BYTES, validate_folder_config
 from ._hub import CONFIG_FILENAME, WEIGHTS_FILENAME, resolve_weights_file
 from ._legacy import ConvertedWeights, convert_state_dict, load_legacy_checkpoint, suggest_architecture
 from ._pretrained import PretrainedCfg
 from ._registry import get_architecture_cfg, get_pretrained_cfg, model_entrypoint, split_model_name_tag
-from ._weights import WeightsError, adapt_in_chans, load_state_dict_strict, read_safetensors, verify_sha256
+from ._weights import WeightsError, adapt_in_chans, check_state_dict, load_state_dict_strict, read_safetensors, verify_sha256
 
 __all__ = [
     "build_model_with_cfg",
@@ -52,13 +54,13 @@ def read_folder_config(checkpoint_path: str | os.PathLike | None) -> dict[str, A
     config = path / CONFIG_FILENAME if path.is_dir() else path.parent / CONFIG_FILENAME
     if not config.is_file() or (not path.is_dir() and path.name != WEIGHTS_FILENAME):
         return None
+    if config.stat().st_size > MAX_CONFIG_BYTES:
+        raise WeightsError(f"{config} is {config.stat().st_size} bytes, not a patchvae config.json (a few KB); re-export the weights folder")
     try:
-        data = json.loads(config.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise WeightsError(f"{config} is not valid JSON ({err}); re-export the weights folder") from err
-    if not isinstance(data, dict) or "architecture" not in data:
-        raise WeightsError(f"{config} has no 'architecture' entry; it is not a patchvae weights folder")
-    return data
+    return validate_folder_config(data, config)  # untrusted: types, ranges and sizes before anything is built
 
 
 def read_weights(path: str | os.PathLike) -> ConvertedWeights:
@@ -116,7 +118,11 @@ def _select_cfg(variant: str, tag: str, pretrained: bool, checkpoint_path: Any, 
             description=folder.get("description") or base.description,
         )
     if tag or (pretrained and checkpoint_path is None):
-        return get_pretrained_cfg(f"{variant}.{tag}" if tag else variant)
+        cfg = get_pretrained_cfg(f"{variant}.{tag}" if tag else variant)
+        if checkpoint_path is not None:  # other weights under a published name: its provenance is not theirs
+            cfg = cfg.replace(file=None, sha256=None, hf_hub_id=None, hf_revision=None, dataset=None, recipe=None,
+                              command=None, epochs=None, metrics={}, eval_command=None, protocol=None, num_params=None)
+        return cfg
     return get_architecture_cfg(variant)
 
 
@@ -144,6 +150,58 @@ def _file_in_chans(state: Mapping[str, torch.Tensor], input_convs: tuple[str, ..
     return None
 
 
+def _check_fits_before_building(model_cls: type, model_args: Mapping[str, Any], state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """The weights' keys and shapes against the model built on the ``meta`` device: nothing is allocated for
+    constructor arguments (from an untrusted config.json) that do not fit the weights."""
+    params = inspect.signature(model_cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(k for k in model_args if k not in params)
+        if unknown:
+            raise WeightsError(
+                f"the model_args of {path} name arguments {model_cls.__name__} does not have ({', '.join(unknown)}); "
+                "the config.json is damaged or belongs to another architecture: re-export the weights folder"
+            )
+    try:
+        with torch.device("meta"):
+            skeleton = model_cls(**model_args)
+    except (TypeError, ValueError):
+        raise
+    except Exception as err:  # noqa: BLE001 - a constructor that cannot run on meta: the strict load still checks
+        log.debug("cannot check %s on the meta device (%s); checking after building", model_cls.__name__, err)
+        return
+    check_state_dict(skeleton, state, path)
+
+
+#: the metadata key of a trainer checkpoint (patchvae.training.checkpoint)
+_TRAINER_STATE_KEY = "patchvae_trainer_state"
+
+
+def _refuse_training_checkpoint(checkpoint_path: str | os.PathLike | None) -> None:
+    """A training run's ``checkpoint.safetensors`` (weights + optimiser + RNG state) is not a weights file:
+    say so, and name the run's weights folder."""
+    if checkpoint_path is None:
+        return
+    path = Path(checkpoint_path).expanduser()
+    if path.suffix != ".safetensors" or not path.is_file():
+        return
+    try:
+        from safetensors import safe_open
+
+        with safe_open(os.fspath(path), "pt") as f:
+            is_trainer = _TRAINER_STATE_KEY in (f.metadata() or {})
+    except Exception:  # noqa: BLE001 - damaged files are reported by the weights reader with its own message
+        return
+    if is_trainer:
+        weights = path.parent / "model"
+        where = (f"its weights folder is {weights}" if (weights / WEIGHTS_FILENAME).is_file()
+                 else f"its weights folder {weights} is written when the run ends")
+        raise WeightsError(
+            f"{path} is a training checkpoint (weights + optimiser + RNG state), not a weights file: {where}; "
+            f"pass checkpoint_path={os.fspath(weights)!r} or use patchvae.models.from_pretrained({os.fspath(weights)!r}) "
+            "(to continue training: patchvae train ... --resume)"
+        )
+
+
 def build_model_with_cfg(
     model_cls: type[nn.Module],
     variant: str,
@@ -167,6 +225,7 @@ def build_model_with_cfg(
     ``kwargs``. The weights are read and validated before the model is built, and loaded strictly.
     """
     _check_overrides(model_cls, kwargs, variant)
+    _refuse_training_checkpoint(checkpoint_path)
     folder = read_folder_config(checkpoint_path)
     cfg = _select_cfg(variant, pretrained_tag, pretrained, checkpoint_path, folder)
     weights: ConvertedWeights | None = None
@@ -193,19 +252,23 @@ def build_model_with_cfg(
     target_chans = weights_chans if in_chans is None else in_chans
     if target_chans is not None:
         model_args["in_chans"] = target_chans
-    model = model_cls(**model_args)
+    state = None
     if weights is not None:
         state = weights.state
         if target_chans is not None:
             state = adapt_in_chans(state, target_chans, cfg.input_convs, cfg.output_convs)
+        _check_fits_before_building(model_cls, model_args, state, path)
+    model = model_cls(**model_args)
+    if state is not None:
         load_state_dict_strict(model, state, path)
         log.info("loaded %s weights from %s", cfg.name, path)
     data_config = cfg.data_config or CIFAR
     if folder is None and weights is not None and weights.data_config is not None:
         data_config = weights.data_config  # the authors' saved args say how they preprocessed
-    model.pretrained_cfg = cfg
     model.model_args = model_args
     model.data_config = data_config.with_channels(target_chans) if target_chans else data_config
+    # the cfg describes this model's input (what timm.data.resolve_data_config reads), e.g. after in_chans adaptation
+    model.pretrained_cfg = cfg if cfg.data_config == model.data_config else cfg.replace(data_config=model.data_config)
     return _finalize(model, num_classes, features_only, out_indices)
 
 
@@ -275,7 +338,7 @@ def _check_overrides(model_cls: type, overrides: Mapping[str, Any], variant: str
         raise TypeError(
             f"{variant!r} ({model_cls.__name__}) has no argument {hints}. Its arguments: {', '.join(params)}; "
             "create() itself takes pretrained, checkpoint_path, cache_dir, local_files_only, in_chans, "
-            "num_classes, features_only, out_indices."
+            "num_classes, features_only, out_indices, device, dtype."
         )
 
 
@@ -291,6 +354,8 @@ def create(
     num_classes: int | None = None,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """Create a model of the zoo by name.
@@ -308,6 +373,9 @@ def create(
         num_classes: for classifiers, a new head if it differs; for VAEs, returns φ with a fresh
             ``num_classes``-way linear head (0: pooled features), like ``timm.create_model``.
         features_only, out_indices: return φ's feature pyramid (timm ``FeatureListNet``, strides 2/4/8[/16/32]).
+        device, dtype: where and in which floating-point dtype the parameters live (timm's factory
+            arguments). A random init is allocated on ``device`` directly (``"meta"``: no memory at all);
+            weights are read on the CPU, then the model is moved.
         **overrides: constructor arguments (e.g. ``num_parts=8``, ``hard=True``).
 
     The model carries ``pretrained_cfg``, ``model_args`` (its exact constructor arguments) and
@@ -324,20 +392,28 @@ def create(
             f"pretrained must be True or False, got {pretrained!r}; pick weights with the name "
             "('arch.tag') or load a file with checkpoint_path=..."
         )
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype (e.g. torch.bfloat16), got {dtype!r}")
+    device = torch.device(device) if device is not None else None
     arch, tag = split_model_name_tag(name)
     entrypoint = model_entrypoint(arch)
-    return entrypoint(
-        pretrained=pretrained,
-        pretrained_tag=tag,
-        checkpoint_path=checkpoint_path,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        in_chans=in_chans,
-        num_classes=num_classes,
-        features_only=features_only,
-        out_indices=out_indices,
-        **overrides,
-    )
+    random_init_on_device = device is not None and not pretrained and checkpoint_path is None
+    with device if random_init_on_device else contextlib.nullcontext():
+        model = entrypoint(
+            pretrained=pretrained,
+            pretrained_tag=tag,
+            checkpoint_path=checkpoint_path,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            features_only=features_only,
+            out_indices=out_indices,
+            **overrides,
+        )
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model
 
 
 def create_backbone(
@@ -375,13 +451,19 @@ def from_pretrained(directory: str | os.PathLike, **kwargs: Any) -> nn.Module:
     return create(folder["architecture"], pretrained=True, checkpoint_path=directory, **kwargs)
 
 
-def load_weights(model: nn.Module, checkpoint_path: str | os.PathLike, *, sha256: str | None = None) -> nn.Module:
+def load_weights(
+    model: nn.Module, checkpoint_path: str | os.PathLike, *, sha256: str | None = None, adapt_in_chans: bool = False
+) -> nn.Module:
     """Load a weights file/folder into an existing model, strictly: all or nothing.
 
     Accepts what :func:`create` accepts as ``checkpoint_path`` (safetensors, weights folder, legacy or
-    authors' ``.pt``). Pretrained input/output convs are adapted to the model's ``in_chans``. On any
-    error (:class:`WeightsError`) the model is left exactly as it was.
+    authors' ``.pt``). Weights for another number of image channels than the model's ``in_chans``
+    are refused unless ``adapt_in_chans=True``, which adapts 1-channel weights to N channels and
+    N-channel weights to 1 (as ``create(..., in_chans=N)``); nothing else is adapted. On any error
+    (:class:`WeightsError`) the model is left exactly as it was.
     """
+    from ._weights import adapt_in_chans as adapt
+
     path, _ = resolve_weights_file(PretrainedCfg(), checkpoint_path=checkpoint_path)
     folder = read_folder_config(checkpoint_path)
     sha256 = sha256 or (folder or {}).get("sha256")
@@ -390,8 +472,14 @@ def load_weights(model: nn.Module, checkpoint_path: str | os.PathLike, *, sha256
     state = read_weights(path).state
     cfg = getattr(model, "pretrained_cfg", None)
     chans = getattr(model, "in_chans", None)
-    if isinstance(cfg, PretrainedCfg) and chans is not None:
-        state = adapt_in_chans(state, chans, cfg.input_convs, cfg.output_convs)
+    file_chans = _file_in_chans(state, cfg.input_convs) if isinstance(cfg, PretrainedCfg) else None
+    if chans is not None and file_chans is not None and file_chans != chans:
+        if not adapt_in_chans:
+            raise WeightsError(
+                f"{path} holds weights for {file_chans}-channel images, the model takes {chans}: create the model with "
+                f"in_chans={file_chans}, or pass adapt_in_chans=True to adapt 1-channel weights to N channels (or back)"
+            )
+        state = adapt(state, chans, cfg.input_convs, cfg.output_convs)
     load_state_dict_strict(model, state, path)
     return model
 

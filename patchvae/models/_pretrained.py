@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..data.config import FASHION_MNIST, DataConfig
+from ..data.config import CIFAR, FASHION_MNIST, DataConfig
 
 __all__ = ["PretrainedCfg"]
 
@@ -57,6 +57,39 @@ class PretrainedCfg:
     def replace(self, **changes: Any) -> PretrainedCfg:
         return replace(self, **changes)
 
+    def to_timm(self) -> dict[str, Any]:
+        """This cfg in timm's ``pretrained_cfg`` vocabulary (``None`` values left out).
+
+        The preprocessing keys come from :meth:`DataConfig.to_timm`, so ``timm.data.create_transform``
+        on them is :func:`patchvae.data.create_transform` of ``data_config``.
+        """
+        out: dict[str, Any] = {
+            "architecture": self.architecture,
+            "tag": self.tag or None,
+            "hf_hub_id": self.hf_hub_id,
+            "file": self.file,
+            "num_classes": self.num_classes,
+            "first_conv": self.input_convs[0] if self.input_convs else None,
+            "license": self.license,
+            "description": self.description,
+            **(self.data_config.to_timm() if self.data_config is not None else {}),
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """timm's read access to a pretrained cfg: ``timm.data.resolve_data_config(model=model)`` reads
+        ``model.pretrained_cfg.get("input_size")`` / ``["input_size"]`` etc. Keys are those of :meth:`to_timm`."""
+        return self.to_timm().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        timm_cfg = self.to_timm()
+        if key not in timm_cfg:
+            raise KeyError(f"{key!r} is not set in the cfg of {self.name!r}; its keys: {sorted(timm_cfg)}")
+        return timm_cfg[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_timm()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (what goes into a published ``config.json``)."""
         out = asdict(self)
@@ -94,3 +127,38 @@ def fmnist_weights(name: str, recipe: str) -> dict[str, Any]:
     """``PretrainedCfg`` fields shared by the packaged Fashion-MNIST weights ``name`` (``weights/<name>/``)."""
     return {"file": f"{name}/model.safetensors", "model_args": {"in_chans": 1}, "data_config": FASHION_MNIST,
             **fmnist_provenance(name, recipe)}
+
+
+CIFAR10_PROTOCOL = (
+    "CIFAR-10 (JPEG copy, quality 75; shared/data/cifar10-jpeg.zip) test split (10,000 images), top-1/top-5 in %. "
+    "Fine-tuning: supplement Table 5 classifier on φ, Conv5 (all of φ frozen), cifar10 preset (the paper's "
+    "protocol scaled down): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 1e-2 divided by 10 after epochs 5 "
+    "and 10, 15 epochs, the authors' BatchNorm handling and head init, float32, seed 0. Probes: globally "
+    "average-pooled φ features of the 50,000 training images; linear = L-BFGS logistic regression (L2 chosen on "
+    "10% of the training split), kNN = cosine, k=20, weighted votes. Part health: std of P(visible) over the "
+    "10,000 test images x locations > 0.02."
+)
+CIFAR10_DATA_DIR = "../shared/data/cifar10-jpeg.zip"
+#: pretraining epochs of the packaged CIFAR-10 weights (docs/reproduce/cifar10_weights.sh)
+CIFAR10_EPOCHS = 20
+
+
+def cifar10_provenance(name: str, recipe: str, epochs: int) -> dict[str, Any]:
+    """How the packaged CIFAR-10 weights ``name`` were trained and evaluated (docs/results.md, CIFAR-10)."""
+    data = f"--data-dir {CIFAR10_DATA_DIR}"
+    probes = "linear knn parts rate intrinsic_dim" if name.startswith("patchvae_") else "linear knn rate intrinsic_dim"
+    return {
+        "dataset": "cifar10",
+        "recipe": recipe,
+        "command": f"patchvae train {recipe} {data} --epochs {epochs} --out runs/{recipe}",
+        "epochs": epochs,
+        "protocol": CIFAR10_PROTOCOL,
+        "eval_command": (f"patchvae finetune {name} {data} --preset conv5 --seed 0\n"
+                         f"patchvae eval {name} {data} --probe {probes} --seed 0"),
+    }
+
+
+def cifar10_weights(name: str, recipe: str, epochs: int) -> dict[str, Any]:
+    """``PretrainedCfg`` fields shared by the packaged CIFAR-10 weights ``name`` (``weights/<name>/``)."""
+    return {"file": f"{name}/model.safetensors", "model_args": {"in_chans": 3}, "data_config": CIFAR,
+            **cifar10_provenance(name, recipe, epochs)}

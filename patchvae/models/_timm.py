@@ -8,23 +8,33 @@ representation-learning families (PatchVAE, β-VAE, BiGAN); their timm entrypoin
 
 timm arguments honoured: ``pretrained``, ``pretrained_cfg`` (a tag, or a cfg naming a ``tag``/``file``),
 ``pretrained_cfg_overlay`` (``file``: load that weights file or folder), ``cache_dir``,
-``features_only``, ``out_indices``, ``num_classes``, ``in_chans``, ``global_pool``, ``drop_rate``,
-plus the architecture's own constructor arguments. Others (``drop_path_rate``, ``output_stride`` ...)
-raise ``TypeError``.
+``features_only``, ``out_indices``, ``feature_cls`` (``"getter"``: timm's ``FeatureGetterNet`` over
+``forward_intermediates``), ``num_classes``, ``in_chans``, ``global_pool``, ``drop_rate``, ``device``,
+``dtype``, plus the architecture's own constructor arguments. Others (``drop_path_rate``,
+``output_stride`` ...) raise ``TypeError``.
+
+As in timm, a bare name means its default weights' configuration whether or not ``pretrained`` is
+set: ``timm.create_model("patchvae_resnet9")`` builds φ for the channels of the default weights, so
+their state dict loads into it (``patchvae.models.create`` without weights builds the architecture's
+own defaults instead). TorchScript: φ can be scripted (``torch.jit.script``) and exported
+(``torch.export``, :func:`patchvae.models.export_onnx`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from torch import nn
 
-from ._builder import create_backbone
+from ..data.config import DataConfig
+from ._builder import _attach, create_backbone
 from ._pretrained import PretrainedCfg
 from ._registry import get_architecture_cfg, get_pretrained_cfg, list_models, list_pretrained, model_entrypoint
+from .backbones import BACKBONES, backbone_stride
 
 __all__ = ["TIMM_ARCHITECTURES", "create_timm_backbone", "register_timm_models", "timm_pretrained_cfg"]
 
@@ -32,7 +42,8 @@ log = logging.getLogger(__name__)
 
 #: families registered in timm (their φ is a timm-style backbone)
 TIMM_FAMILIES = ("patchvae_*", "beta_vae_*", "bigan_*")
-_UNSUPPORTED = ("drop_path_rate", "drop_block_rate", "output_stride", "feature_cls", "feature_cfg", "pretrained_strict")
+_UNSUPPORTED = ("drop_path_rate", "drop_block_rate", "output_stride", "feature_cfg", "pretrained_strict")
+_FEATURE_CLASSES = (None, "", "list", "getter")
 _OVERLAY_KEYS = ("file", "tag", "architecture")
 
 default_cfgs: dict[str, Any] = {}  # timm DefaultCfgs, filled by register_timm_models
@@ -46,27 +57,40 @@ def timm_architectures() -> list[str]:
 TIMM_ARCHITECTURES = ()  # filled by register_timm_models
 
 
-def timm_pretrained_cfg(cfg: PretrainedCfg, data_config: Any = None, num_classes: int = 0) -> dict[str, Any]:
-    """timm-style pretrained cfg dict of a zoo cfg (what ``timm.data.resolve_model_data_config`` reads)."""
+def feature_stride(arch: str) -> int:
+    """Output stride of φ of a registered architecture (from the backbone its name carries)."""
+    for backbone in sorted(BACKBONES, key=len, reverse=True):
+        if f"_{backbone}" in arch:
+            return backbone_stride(backbone)
+    raise ValueError(f"cannot tell the backbone of {arch!r} from its name; expected one of {sorted(BACKBONES)} in it")
+
+
+def timm_pretrained_cfg(
+    cfg: PretrainedCfg, data_config: DataConfig | None = None, num_classes: int = 0, stride: int | None = None
+) -> dict[str, Any]:
+    """timm pretrained cfg dict of φ of a zoo cfg (what ``timm.data.resolve_model_data_config`` and
+    ``timm.layers.apply_test_time_pool`` read).
+
+    Args:
+        cfg: the zoo cfg (weights or architecture defaults).
+        data_config: the model's preprocessing if it differs from the cfg's (e.g. adapted ``in_chans``).
+        num_classes: classes of φ's head (0: pooled features).
+        stride: φ's output stride (default: from the architecture's name); gives ``pool_size``, the
+            (h, w) of ``forward_features`` at ``input_size``.
+    """
     data = data_config or cfg.data_config
-    out: dict[str, Any] = {
-        "architecture": cfg.architecture,
-        "tag": cfg.tag or None,
-        "hf_hub_id": cfg.hf_hub_id,
-        "file": cfg.file,
-        "num_classes": num_classes,
-        "first_conv": "conv1",
-        "classifier": "fc",
-        "license": cfg.license,
-        "description": cfg.description,
-        "paper_ids": "arXiv:2004.03623",
-        "paper_name": "PatchVAE: Learning Local Latent Codes for Recognition",
-        "crop_pct": 1.0,
-        "crop_mode": "center",
-    }
+    out = cfg.replace(data_config=data).to_timm()
+    out.update(
+        num_classes=num_classes,
+        first_conv="conv1",
+        classifier="fc",
+        paper_ids="arXiv:2004.03623",
+        paper_name="PatchVAE: Learning Local Latent Codes for Recognition",
+    )
     if data is not None:
-        out.update(input_size=tuple(data.input_size), mean=tuple(data.mean), std=tuple(data.std), interpolation=data.interpolation)
-    return {k: v for k, v in out.items() if v is not None}
+        stride = stride or feature_stride(cfg.architecture)
+        out["pool_size"] = tuple(math.ceil(side / stride) for side in data.input_size[1:])
+    return out
 
 
 def _as_dict(cfg: Any, what: str) -> dict[str, Any]:
@@ -120,6 +144,7 @@ def create_timm_backbone(
     *,
     features_only: bool = False,
     out_indices: Any = None,
+    feature_cls: str | None = None,
     num_classes: int = 0,
     in_chans: int | None = None,
     global_pool: str | None = None,
@@ -130,23 +155,33 @@ def create_timm_backbone(
     unsupported = [k for k in kwargs if k in _UNSUPPORTED]
     if unsupported:
         raise TypeError(f"{arch!r} (a patchvae backbone) does not support the timm argument(s) {unsupported}")
+    if feature_cls not in _FEATURE_CLASSES:
+        raise TypeError(f"{arch!r} (a patchvae backbone) supports feature_cls 'list' (default) or 'getter', not {feature_cls!r}")
     tag, file = _weights_request(arch, pretrained_cfg, pretrained_cfg_overlay)
     if file is not None and not pretrained:
         raise ValueError(f"pretrained_cfg(_overlay) names the weights file {file!r} but pretrained=False: pass pretrained=True")
     if features_only and (global_pool is not None or drop_rate):
         raise ValueError("global_pool/drop_rate configure the classifier head, which features_only=True does not have")
+    if not tag and file is None:
+        tag = get_pretrained_cfg(arch).tag  # timm: a bare name is its default weights' configuration
     name = f"{arch}.{tag}" if tag else arch
+    getter = features_only and feature_cls == "getter"
     model = create_backbone(
         name,
         pretrained,
         num_classes=num_classes,
-        features_only=features_only,
-        out_indices=tuple(out_indices) if out_indices is not None else None,
+        features_only=features_only and not getter,
+        out_indices=tuple(out_indices) if out_indices is not None and not getter else None,
         checkpoint_path=file,
         cache_dir=cache_dir,
         in_chans=in_chans,
         **kwargs,
     )
+    if getter:
+        from timm.models._features import FeatureGetterNet
+
+        indices = tuple(out_indices) if out_indices is not None else tuple(range(len(model.feature_info)))
+        model = _attach(FeatureGetterNet(model, out_indices=indices), model, "features")
     if not features_only:
         if global_pool is not None:
             model.reset_classifier(num_classes, global_pool)

@@ -13,8 +13,8 @@ contract (``num_features``, ``feature_info``, ``forward_features``, ``forward_he
 classifier with a global-pool + linear head.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: TorchScript of an fx-traced trunk needs real (not string) annotations
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,7 +24,18 @@ from timm.models._manipulate import checkpoint_seq
 from timm.models.resnet import BasicBlock, make_blocks
 from torch import nn
 
-__all__ = ["BACKBONES", "ResNetTrunk", "build_backbone"]
+from ._protocol import (
+    NoiseFn,
+    RepresentationInfo,
+    check_representation_names,
+    model_input_size,
+    select,
+    trunk_representation_infos,
+    trunk_representations,
+)
+from .layers import check_images
+
+__all__ = ["BACKBONES", "ResNetTrunk", "backbone_stride", "build_backbone"]
 
 #: Architecture of each φ: BasicBlocks per stage and stage widths.
 BACKBONES: dict[str, dict[str, tuple[int, ...]]] = {
@@ -80,67 +91,133 @@ class ResNetTrunk(nn.Module):
         )
         for name, stage in stages:
             self.add_module(name, stage)
-        self.stage_names: tuple[str, ...] = tuple(name for name, _ in stages)
-        self.feature_info: list[dict[str, Any]] = [
+        self.stage_names = tuple(name for name, _ in stages)
+        self.feature_info = [
             {"num_chs": _STEM_WIDTH, "reduction": 2, "module": "act1"},
             *stage_info,
         ]
-        self.stride: int = stage_info[-1]["reduction"]
-        self.num_features = self.head_hidden_size = channels[-1]
+        self.stride = stage_info[-1]["reduction"]
+        self.num_features = channels[-1]
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()  # 2x with "catavgmax"
         _init_weights(self)
 
     # ----------------------------------------------------------------- timm model contract
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_chans, H, W) -> feature map f = φ(x), (B, num_features, H/stride, W/stride)."""
+        """(B, in_chans, H, W) -> feature map f = φ(x), (B, num_features, H/stride, W/stride).
+
+        TorchScript-compatible: the stages are called by their literal names (``hasattr`` on a module
+        is resolved when scripting), so ``torch.jit.script(trunk)`` works for every depth.
+        """
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
-        stages = [getattr(self, name) for name in self.stage_names]
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(stages, x, flatten=True)
-        for stage in stages:
-            x = stage(x)
+            return checkpoint_seq(self._stages(), x, flatten=True)
+        x = self.layer1(x)
+        if hasattr(self, "layer2"):
+            x = self.layer2(x)
+        if hasattr(self, "layer3"):
+            x = self.layer3(x)
+        if hasattr(self, "layer4"):
+            x = self.layer4(x)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Feature map -> pooled (B, num_features) if ``pre_logits`` else logits (B, num_classes)."""
+        """Feature map -> pooled (B, head_hidden_size) if ``pre_logits`` else logits (B, num_classes).
+
+        With ``global_pool=""`` (no pooling) the map passes through unpooled (B, num_features, h, w).
+        """
         x = self.global_pool(x)
-        if self.drop_rate:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
+        if self.drop_rate > 0.0:
+            x = nn.functional.dropout(x, p=float(self.drop_rate), training=self.training)
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_chans, H, W) -> logits (B, num_classes), or pooled features (B, head_hidden_size) without a head."""
         return self.forward_head(self.forward_features(x))
 
+    @torch.jit.ignore
+    def _stages(self) -> list[nn.Module]:
+        return [getattr(self, name) for name in self.stage_names]
+
+    @torch.jit.ignore
     def forward_intermediates(
         self,
         x: torch.Tensor,
-        indices: int | list[int] | None = None,
+        indices: int | list[int] | tuple[int, ...] | None = None,
+        norm: bool = False,
         stop_early: bool = False,
+        output_fmt: str = "NCHW",
         intermediates_only: bool = False,
     ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
-        """timm-style intermediates: index 0 is the stem (stride 2), index k the k-th stage."""
+        """timm's ``forward_intermediates``: index 0 is the stem (stride 2), index k the k-th stage.
+
+        Args:
+            x: images (B, in_chans, H, W).
+            indices: feature levels to return: the last ``n`` if an int, all if ``None``, else these indices.
+            norm: accepted for timm's API; φ has no final norm layer, so it changes nothing.
+            stop_early: stop after the last requested level (the returned final map is then that level).
+            output_fmt: only ``"NCHW"``.
+            intermediates_only: return only the list of maps.
+
+        Returns:
+            ``(final map, [maps])`` or ``[maps]``; map k is ``(B, feature_info[k]["num_chs"], H/r_k, W/r_k)``.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW' (φ returns channels-first maps), got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        intermediates = []
+        intermediates: list[torch.Tensor] = []
         x = self.act1(self.bn1(self.conv1(x)))
         if 0 in take_indices:
             intermediates.append(x)
         x = self.maxpool(x)
-        names = self.stage_names[:max_index] if stop_early else self.stage_names
-        for idx, name in enumerate(names, start=1):
-            x = getattr(self, name)(x)
+        stages = self._stages()[:max_index] if stop_early else self._stages()
+        for idx, stage in enumerate(stages, start=1):
+            x = checkpoint_seq(stage, x) if self.grad_checkpointing else stage(x)
             if idx in take_indices:
                 intermediates.append(x)
         return intermediates if intermediates_only else (x, intermediates)
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(
+        self, indices: int | list[int] | tuple[int, ...] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the layers after the last feature level in ``indices`` (timm's feature-getter contract).
+
+        Pruned stages become empty ``nn.Sequential`` (their parameters are gone, the names stay), so
+        ``forward_features`` then ends at the last kept level. ``prune_norm`` is accepted for timm's
+        API (φ has no final norm). The head is replaced by none (``reset_classifier(0, "")``) when
+        ``prune_head`` or when the features no longer end at the last stage.
+
+        Returns:
+            the feature indices to pass to :meth:`forward_intermediates`.
+        """
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        for name in self.stage_names[max_index:]:
+            setattr(self, name, nn.Sequential())
+        if max_index == 0:
+            self.maxpool = nn.Identity()  # it follows the stem level
+        prune_end = max_index < len(self.stage_names)
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+            self.stride = self.feature_info[max_index]["reduction"]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
+        return list(take_indices)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the head by a freshly initialised one with ``num_classes`` outputs (0: no head)."""
+        """Replace the head by a freshly initialised one with ``num_classes`` outputs (0: no head).
+
+        ``global_pool=None`` keeps the current pooling; the new layers get the trunk's device, dtype
+        and train/eval mode.
+        """
         self.num_classes = num_classes
         pool_type = self.global_pool.pool_type if global_pool is None else global_pool
         param = self.conv1.weight
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=pool_type)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
         self.fc.to(device=param.device, dtype=param.dtype)
         self.global_pool.train(self.training)
         self.fc.train(self.training)
@@ -152,6 +229,22 @@ class ResNetTrunk(nn.Module):
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
+
+    # ----------------------------------------------------------------- representation protocol
+    @torch.jit.ignore
+    def representations(self, input_size: tuple[int, int, int] | None = None) -> dict[str, RepresentationInfo]:
+        """``stem``, each stage, ``features`` (φ(x)) and ``pooled``, with per-image shapes for ``input_size``."""
+        return trunk_representation_infos(self, model_input_size(self, input_size))
+
+    @torch.jit.ignore
+    def represent(
+        self, x: torch.Tensor, names: Sequence[str], mode: str = "mean", noise: NoiseFn | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The layers ``names`` of a preprocessed batch (B, in_chans, H, W); deterministic in every mode."""
+        names = check_representation_names(self, names, mode)
+        check_images(x, in_chans=self.in_chans, stride=self.stride, param_dtype=self.conv1.weight.dtype)
+        out, _ = trunk_representations(self, x, names)
+        return select(out, names)
 
     # ----------------------------------------------------------------- paper vocabulary
     def paper_conv_units(self) -> list[tuple[str, list[nn.Module]]]:
@@ -167,6 +260,13 @@ class ResNetTrunk(nn.Module):
             for block_idx, block in enumerate(getattr(self, stage_name)):
                 units.append((f"{stage_name}.{block_idx}", [block]))
         return units
+
+
+def backbone_stride(name: str) -> int:
+    """Output stride of φ ``name``: 4 after the stem (conv/2, max-pool/2), then 2 per stage after the first."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return 4 * 2 ** (len(BACKBONES[name]["layers"]) - 1)
 
 
 def build_backbone(name: str, in_chans: int = 3, **kwargs: Any) -> ResNetTrunk:
