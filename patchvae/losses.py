@@ -208,7 +208,7 @@ class TemperatureSchedule:
 
     * ``"reference"`` (default, the authors' code): every ``interval`` steps, at steps 1, 1001, 2001 ...,
       ``τ ← max(floor, τ·exp(-rate·step))``. In closed form τ(t) = max(floor, start·exp(-rate·S(t))),
-      S(t) the sum of the update steps ≤ t: τ reaches the floor after ~14k steps.
+      S(t) the sum of the update steps ≤ t: τ reaches the floor at step 12,001 (τ(12,000) = 0.138).
     * ``"exponential"`` (Jang et al. 2017): τ(t) = max(floor, start·exp(-rate·t)).
 
     A pure function of the step, so resumed training continues the same schedule.

@@ -165,6 +165,11 @@ def test_reference_schedule_equals_authors_loop():
     assert sched(0) == 1.0 and sched(30_000) == 0.1
 
 
+def test_reference_schedule_reaches_its_floor_at_step_12001():
+    sched = TemperatureSchedule()
+    assert sched(12_000) == pytest.approx(0.138, abs=5e-4) and sched(12_001) == 0.1
+
+
 def test_exponential_schedule():
     sched = TemperatureSchedule(mode="exponential")
     assert sched(10_000) == pytest.approx(math.exp(-0.3))
@@ -217,3 +222,35 @@ def test_optimisation_lowers_loss_on_fashion_mnist(fashion_mnist):
         history.append(loss.total.item())
     assert all(math.isfinite(v) for v in history)
     assert np.mean(history[-20:]) < 0.5 * np.mean(history[:5])
+
+
+def test_hard_visibility_thresholds_the_logits_as_the_authors():
+    """hard=True: the forward value is 1[logit > 0] (deterministic, the authors' code) with the relaxed
+    sample's gradient; threshold="sample" keeps the Bernoulli draw 1[y > 0.5]."""
+    logits = torch.randn(4, 16, 4, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    torch.manual_seed(1)
+    hard = sample_relaxed_bernoulli(logits, 0.5, hard=True)
+    assert torch.equal(hard.detach(), (logits > 0).float())
+    hard.sum().backward()
+    grad_hard = logits.grad.clone()
+    logits.grad = None
+    torch.manual_seed(1)
+    sample_relaxed_bernoulli(logits, 0.5).sum().backward()
+    assert torch.equal(grad_hard, logits.grad)  # straight-through: the relaxed sample's gradient
+    torch.manual_seed(1)
+    drawn = sample_relaxed_bernoulli(logits.detach(), 0.5, hard=True, threshold="sample")
+    assert set(drawn.unique().tolist()) <= {0.0, 1.0} and not torch.equal(drawn, (logits > 0).float())
+    with pytest.raises(ValueError, match="threshold must be 'logits'"):
+        sample_relaxed_bernoulli(logits, 0.5, hard=True, threshold="mean")
+
+
+def test_hard_patchvae_trains_with_the_authors_threshold():
+    from patchvae.models import PatchVAE
+
+    model = PatchVAE(hard=True).train()
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x, temperature=0.5)
+    assert torch.equal(out.visibility_sample, (out.visibility_logits > 0).to(out.visibility_sample.dtype))
+    assert PatchVAE(hard=True, hard_threshold="sample").hard_threshold == "sample"
+    with pytest.raises(ValueError, match="hard_threshold must be"):
+        PatchVAE(hard_threshold="probs")

@@ -180,8 +180,8 @@ def test_hard_straight_through_visibility():
 def test_in_chans_one_and_prior_samples():
     model = PatchVAE(in_chans=1).eval()
     assert model(torch.randn(2, 1, 32, 32)).reconstruction.shape == (2, 1, 32, 32)
-    assert model.sample_prior(3, grid_size=(4, 4)).shape == (3, 1, 32, 32)
-    assert BetaVAE(in_chans=1).eval().sample_prior(2).shape == (2, 1, 32, 32)
+    assert model.sample(3, grid_size=(4, 4)).shape == (3, 1, 32, 32)
+    assert BetaVAE(in_chans=1).eval().sample(2).shape == (2, 1, 32, 32)
 
 
 def test_beta_vae_and_bigan_outputs():

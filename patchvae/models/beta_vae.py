@@ -11,20 +11,46 @@ so the model has a fixed input size, ``img_size``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
+from .._deprecation import deprecated
 from ..data.config import CIFAR, IMAGENET, SCENES_64
 from ._builder import build_model_with_cfg
-from ._pretrained import PretrainedCfg, fmnist_weights
+from ._pretrained import CIFAR10_EPOCHS, PretrainedCfg, cifar10_weights, fmnist_weights
+from ._protocol import (
+    NoiseFn,
+    RepresentationInfo,
+    check_representation_names,
+    default_noise,
+    gaussian_latent_infos,
+    gaussian_representation,
+    model_input_size,
+    select,
+    trunk_representation_infos,
+    trunk_representations,
+)
 from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .layers import PyramidDecoder, check_images, sample_gaussian, upcast
 
-__all__ = ["BetaVAE", "BetaVAEOutput", "GaussianEncoder", "bottleneck_size"]
+__all__ = ["BetaVAE", "BetaVAEOutput", "GaussianEncoder", "GaussianPosterior", "bottleneck_size"]
+
+
+class GaussianPosterior(NamedTuple):
+    """Q(z | x) = N(μ, σ²) computed by :class:`GaussianEncoder` (a tuple: ``f, mean, var = posterior``)."""
+
+    features: torch.Tensor  #: f = φ(x), (B, d_e, h, w)
+    mean: torch.Tensor  #: μ, (B, D)
+    var: torch.Tensor  #: σ², (B, D)
+
+    def code(self) -> torch.Tensor:
+        """The posterior mean μ (B, D): the decoder's input in eval mode."""
+        return self.mean
 
 
 class BetaVAEOutput(NamedTuple):
@@ -55,13 +81,16 @@ class GaussianEncoder(nn.Module):
         self.mean = nn.Conv2d(reduce_width, latent_dim, kernel)
         self.logvar = nn.Conv2d(reduce_width, latent_dim, kernel)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) -> f (B, d_e, h, w), μ (B, D), σ² (B, D)."""
-        f = self.backbone.forward_features(x)
+    def forward(self, x: torch.Tensor) -> GaussianPosterior:
+        """(B, C, H, W) -> :class:`GaussianPosterior`: f (B, d_e, h, w), μ (B, D), σ² (B, D)."""
+        return self.posterior(self.backbone.forward_features(x))
+
+    def posterior(self, f: torch.Tensor) -> GaussianPosterior:
+        """The bottleneck on φ's feature map f (B, d_e, h, w) -> :class:`GaussianPosterior`."""
         h = self.reduce(f)
         mean = upcast(self.mean(h)).flatten(1)
         var = upcast(self.logvar(h)).flatten(1).exp()
-        return f, mean, var
+        return GaussianPosterior(f, mean, var)
 
 
 class BetaVAE(nn.Module):
@@ -110,9 +139,8 @@ class BetaVAE(nn.Module):
     def stride(self) -> int:
         return self.encoder.backbone.stride
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Validated Q(z | x): f, μ, σ²."""
-        if self.check_inputs:
+    def _check(self, x: torch.Tensor, always: bool = False) -> None:
+        if self.check_inputs or always:
             check_images(
                 x,
                 in_chans=self.in_chans,
@@ -120,6 +148,10 @@ class BetaVAE(nn.Module):
                 image_size=(self.img_size, self.img_size),
                 param_dtype=self.decoder.head.weight.dtype,
             )
+
+    def encode(self, x: torch.Tensor) -> GaussianPosterior:
+        """Validated Q(z | x): :class:`GaussianPosterior` (f, μ, σ²)."""
+        self._check(x)
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -131,11 +163,45 @@ class BetaVAE(nn.Module):
         z = sample_gaussian(mean, var) if (self.training if sample is None else sample) else mean
         return BetaVAEOutput(reconstruction=self.decode(z), features=f, latent_mean=mean, latent_var=var, latent_sample=z)
 
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """x̂ = G(μ), the eval-mode forward: (B, C, img_size, img_size) in [-1, 1]."""
+        return self.forward(x, sample=False).reconstruction
+
     @torch.no_grad()
-    def sample_prior(self, num_samples: int) -> torch.Tensor:
+    def sample(self, num_samples: int) -> torch.Tensor:
         """Decode z ~ N(0, I): (num_samples, C, img_size, img_size) in [-1, 1]."""
         z = torch.randn(num_samples, self.latent_dim, device=self.decoder.head.weight.device)
         return self.decode(z)
+
+    @deprecated("0.1.0", "0.2.0", "BetaVAE.sample")
+    def sample_prior(self, num_samples: int) -> torch.Tensor:
+        """Deprecated alias of :meth:`sample`."""
+        return self.sample(num_samples)
+
+    def rate(self, x: torch.Tensor) -> torch.Tensor:
+        """KL(N(μ, σ²) ‖ N(0, I)) per image in nats, (B,)."""
+        post = self.encode(x)
+        var = post.var.float()
+        return (0.5 * (post.mean.float().square() + var - var.clamp_min(1e-30).log() - 1.0)).sum(1)
+
+    # ----------------------------------------------------------------- representation protocol
+    def representations(self, input_size: tuple[int, int, int] | None = None) -> dict[str, RepresentationInfo]:
+        """φ's layers and the Gaussian latent's: ``latent`` μ / z / [μ, σ] (mean / sample / embedding), ``latent_var`` σ²."""
+        infos = trunk_representation_infos(self.backbone, model_input_size(self, input_size))
+        return {**infos, **gaussian_latent_infos(self.latent_dim)}
+
+    def represent(
+        self, x: torch.Tensor, names: Sequence[str], mode: str = "mean", noise: NoiseFn | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The layers ``names`` of a preprocessed batch (B, C, img_size, img_size), φ run once."""
+        names = check_representation_names(self, names, mode)
+        noise = noise or default_noise
+        self._check(x, always=True)
+        out, f = trunk_representations(self.backbone, x, names)
+        post = self.encoder.posterior(f)
+        out["latent"] = gaussian_representation(post.mean, post.var, mode, noise)
+        out["latent_var"] = post.var
+        return select(out, names)
 
 
 # --------------------------------------------------------------------------- zoo entrypoints
@@ -149,7 +215,18 @@ def _cfg(**kwargs: Any) -> PretrainedCfg:
 
 default_cfgs: dict[str, PretrainedCfg] = {
     "beta_vae_resnet9_32": _cfg(data_config=CIFAR, description="β-VAE, ResNet-9 φ, 32×32 (supplement Tables 1, 3)"),
-    # the default weights of ``create("beta_vae_resnet9_32", pretrained=True)``
+    # the first tag is the default weights of ``create("beta_vae_resnet9_32", pretrained=True)``
+    "beta_vae_resnet9_32.cifar10": _cfg(
+        **cifar10_weights("beta_vae_resnet9_32.cifar10", "cifar10_beta_vae", epochs=CIFAR10_EPOCHS),
+        sha256="01dd095cd757ef6b3d343a95c72d5b8d7255c8008cd506a5ece5a966531c25c5",
+        num_params=1_662_336,
+        metrics={"conv5_top1": 52.47, "conv5_top5": 93.63, "linear_probe_top1": 45.86, "knn_top1": 41.57,
+                 "rate_nats": 107.57, "intrinsic_dim": 68},
+        description=(
+            "β-VAE baseline (β=1), ResNet-9 φ, 32×32 RGB, trained on the 50,000 CIFAR-10 (JPEG copy) training "
+            "images with the same recipe and budget as patchvae_resnet9.cifar10 (20 epochs)."
+        ),
+    ),
     "beta_vae_resnet9_32.fmnist": _cfg(
         **fmnist_weights("beta_vae_resnet9_32.fmnist", "fmnist_beta_vae"),
         sha256="a06c2deb9cd64c9e01749e899a7c77153eb86abd7701d57a2fc5429dc6fe9c29",

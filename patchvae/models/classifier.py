@@ -17,6 +17,7 @@ Freezing works at block granularity, so any ``freeze=k`` (e.g. 2: stem + ``layer
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -25,6 +26,15 @@ from torch import nn
 from ..data.config import CIFAR, IMAGENET, SCENES_64
 from ._builder import build_model_with_cfg
 from ._pretrained import PretrainedCfg
+from ._protocol import (
+    NoiseFn,
+    RepresentationInfo,
+    check_representation_names,
+    model_input_size,
+    select,
+    trunk_representation_infos,
+    trunk_representations,
+)
 from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .beta_vae import bottleneck_size
@@ -62,7 +72,8 @@ class Classifier(nn.Module):
         freeze: preset (``"none"``, ``"conv1"``, ``"conv3"``, ``"conv5"``, ``"all"``) or number of φ units.
 
     Frozen units have ``requires_grad=False`` and their BatchNorm layers stay in eval mode (running
-    statistics are not updated) even when the classifier is in training mode.
+    statistics are not updated) even when the classifier is in training mode. :meth:`set_bn_mode`
+    ``("authors")`` switches to the authors' fine-tuning BatchNorm instead.
     """
 
     def __init__(
@@ -94,6 +105,7 @@ class Classifier(nn.Module):
         )
         self.fc = nn.Linear(hidden_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.frozen_units = 0
+        self.bn_mode = "ours"
         self.freeze(freeze)
 
     # ----------------------------------------------------------------- timm model contract
@@ -113,6 +125,30 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    # ----------------------------------------------------------------- representation protocol
+    def representations(self, input_size: tuple[int, int, int] | None = None) -> dict[str, RepresentationInfo]:
+        """φ's layers, ``pre_logits`` (hidden_dim,) and, with classes, ``logits`` (num_classes,)."""
+        infos = trunk_representation_infos(self.backbone, model_input_size(self, input_size))
+        infos["pre_logits"] = RepresentationInfo("pre_logits", (self.head_hidden_size,), "the hidden FC layer (after ReLU)")
+        if self.num_classes > 0:
+            infos["logits"] = RepresentationInfo("logits", (self.num_classes,), "the class scores")
+        return infos
+
+    def represent(
+        self, x: torch.Tensor, names: Sequence[str], mode: str = "mean", noise: NoiseFn | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The layers ``names`` of a preprocessed batch (B, C, img_size, img_size); deterministic in every mode."""
+        names = check_representation_names(self, names, mode)
+        check_images(
+            x, in_chans=self.in_chans, stride=self.backbone.stride,
+            image_size=(self.img_size, self.img_size), param_dtype=self.fc1_weight_dtype,
+        )
+        out, f = trunk_representations(self.backbone, x, names)
+        if "pre_logits" in names or "logits" in names:
+            out["pre_logits"] = self.forward_head(f, pre_logits=True)
+            out["logits"] = self.fc(out["pre_logits"])
+        return select(out, names)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
@@ -135,15 +171,34 @@ class Classifier(nn.Module):
             for module in modules:
                 module.requires_grad_(idx >= count)
         self.frozen_units = count
+        if self.bn_mode == "authors":
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.requires_grad_(False)
         self.train(self.training)
+
+    def set_bn_mode(self, mode: str) -> None:
+        """How φ's BatchNorm layers fine-tune.
+
+        ``"ours"`` (default): BN layers of frozen units stay in eval mode (running statistics fixed);
+        those of trainable units train their scale/shift and statistics. ``"authors"`` (the authors'
+        classifier code): every BN scale/shift of φ has ``requires_grad=False``, trainable units
+        included, and every BN layer follows the classifier's mode: in training, batch statistics,
+        and running statistics are updated in frozen units too.
+        """
+        if mode not in ("ours", "authors"):
+            raise ValueError(f"bn_mode must be 'ours' or 'authors', got {mode!r}")
+        self.bn_mode = mode
+        self.freeze(self.frozen_units)
 
     def frozen_modules(self) -> list[nn.Module]:
         return [m for _, mods in self.backbone.paper_conv_units()[: self.frozen_units] for m in mods]
 
     def train(self, mode: bool = True) -> Classifier:
         super().train(mode)
-        for module in self.frozen_modules():
-            module.eval()
+        if self.bn_mode == "ours":
+            for module in self.frozen_modules():
+                module.eval()
         return self
 
 

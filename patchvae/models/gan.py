@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -20,12 +21,21 @@ from torch import nn
 from ..data.config import CIFAR, SCENES_64
 from ._builder import build_model_with_cfg
 from ._pretrained import PretrainedCfg
+from ._protocol import (
+    NoiseFn,
+    RepresentationInfo,
+    check_representation_names,
+    model_input_size,
+    select,
+    trunk_representation_infos,
+    trunk_representations,
+)
 from ._registry import register_model
 from .backbones import ResNetTrunk, build_backbone
 from .beta_vae import bottleneck_size
 from .layers import PyramidDecoder, check_images, upcast
 
-__all__ = ["BiGAN", "BiGANEncoder", "BiGANOutput", "Discriminator", "JointDiscriminator"]
+__all__ = ["BiGAN", "BiGANCode", "BiGANEncoder", "BiGANOutput", "Discriminator", "JointDiscriminator"]
 
 
 def _conv_trunk(in_chans: int, width: int, stride: int) -> nn.Sequential:
@@ -61,6 +71,17 @@ class Discriminator(nn.Module):
         return upcast(self.classifier(self.features(x))).mean(dim=(1, 2, 3))
 
 
+class BiGANCode(NamedTuple):
+    """E(x) of BiGAN, a deterministic code (a point mass, not a distribution)."""
+
+    features: torch.Tensor  #: f = φ(x), (B, d_e, h, w)
+    latent: torch.Tensor  #: z = E(x), (B, D)
+
+    def code(self) -> torch.Tensor:
+        """z = E(x) (B, D): the generator's input."""
+        return self.latent
+
+
 class BiGANEncoder(nn.Module):
     """E(x) of BiGAN (supplement Table 1/2, BiGAN column): 789,792 parameters at 32×32×3, D=96."""
 
@@ -70,9 +91,13 @@ class BiGANEncoder(nn.Module):
         self.reduce = ConvNormAct(backbone.num_features, reduce_width, kernel_size=1)
         self.proj = nn.Conv2d(reduce_width, latent_dim, bottleneck_size(img_size, backbone))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> z (B, D)."""
-        return self.proj(self.reduce(self.backbone.forward_features(x))).flatten(1)
+    def forward(self, x: torch.Tensor) -> BiGANCode:
+        """(B, C, H, W) -> :class:`BiGANCode`: f (B, d_e, h, w), z (B, D)."""
+        return self.posterior(self.backbone.forward_features(x))
+
+    def posterior(self, f: torch.Tensor) -> BiGANCode:
+        """The projection of φ's feature map f (B, d_e, h, w) -> :class:`BiGANCode`."""
+        return BiGANCode(f, self.proj(self.reduce(f)).flatten(1))
 
 
 class JointDiscriminator(nn.Module):
@@ -149,22 +174,56 @@ class BiGAN(nn.Module):
     def stride(self) -> int:
         return self.encoder.backbone.stride
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Validated E(x): (B, C, H, W) -> (B, D)."""
-        if self.check_inputs:
+    def _check(self, x: torch.Tensor, always: bool = False) -> None:
+        if self.check_inputs or always:
             check_images(
                 x, in_chans=self.in_chans, stride=self.stride,
                 image_size=(self.img_size, self.img_size), param_dtype=self.decoder.head.weight.dtype,
             )
+
+    def encode(self, x: torch.Tensor) -> BiGANCode:
+        """Validated E(x): (B, C, H, W) -> :class:`BiGANCode` (f, z)."""
+        self._check(x)
         return self.encoder(x)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """G(z): (B, D) -> (B, C, img_size, img_size)."""
         return self.decoder(z.to(self.decoder.head.weight.dtype))
 
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """G(z), the protocol name of :meth:`generate`: (B, D) -> (B, C, img_size, img_size) in [-1, 1]."""
+        return self.generate(code)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """G(E(x)): (B, C, img_size, img_size) in [-1, 1]."""
+        return self.generate(self.encode(x).latent)
+
+    @torch.no_grad()
+    def sample(self, num_samples: int) -> torch.Tensor:
+        """G(z) for z ~ N(0, I): (num_samples, C, img_size, img_size) in [-1, 1]."""
+        return self.generate(torch.randn(num_samples, self.latent_dim, device=self.decoder.head.weight.device))
+
+    # ----------------------------------------------------------------- representation protocol
+    def representations(self, input_size: tuple[int, int, int] | None = None) -> dict[str, RepresentationInfo]:
+        """φ's layers and ``latent``, z = E(x) (deterministic: the same in every mode)."""
+        infos = trunk_representation_infos(self.backbone, model_input_size(self, input_size))
+        infos["latent"] = RepresentationInfo("latent", (self.latent_dim,), "z = E(x), the encoder's code")
+        return infos
+
+    def represent(
+        self, x: torch.Tensor, names: Sequence[str], mode: str = "mean", noise: NoiseFn | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The layers ``names`` of a preprocessed batch (B, C, img_size, img_size), φ run once."""
+        names = check_representation_names(self, names, mode)
+        self._check(x, always=True)
+        out, f = trunk_representations(self.backbone, x, names)
+        if "latent" in names:
+            out["latent"] = self.encoder.posterior(f).latent
+        return select(out, names)
+
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> BiGANOutput:
         """Encode real images, generate from ``z`` (default: fresh N(0, I) samples) and score both pairs."""
-        latent = self.encode(x)
+        latent = self.encode(x).latent
         if z is None:
             z = torch.randn(x.shape[0], self.latent_dim, device=x.device, dtype=latent.dtype)
         generated = self.generate(z)

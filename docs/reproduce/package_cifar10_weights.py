@@ -1,0 +1,64 @@
+"""Write the packaged CIFAR-10 weights (weights/<arch>.cifar10/) from the runs and evaluations of cifar10_weights.sh.
+
+    python docs/reproduce/package_cifar10_weights.py RUNS_DIR [RESULTS_DIR] [WEIGHTS_DIR]
+
+Each folder gets the run's exact ``model.safetensors`` and a ``config.json`` + model card with the training
+command, the evaluation protocol, the metrics (Conv5, linear and kNN probes, rate, intrinsic dimension, and
+part health for PatchVAE) and the commands that reproduce them. Prints the registry entries (sha256) to put
+in the model files' ``default_cfgs``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from patchvae.models import get_pretrained_cfg, list_pretrained
+from patchvae.models._pretrained import cifar10_provenance
+from patchvae.models._publish import build_publish_folder
+
+MODELS = {  # run name -> registry name
+    "cifar10_patchvae": "patchvae_resnet9.cifar10",
+    "cifar10_beta_vae": "beta_vae_resnet9_32.cifar10",
+}
+
+
+def card_metrics(results: Path, run: str) -> dict[str, float]:
+    """The card's metrics from the JSON reports of ``patchvae finetune`` and ``patchvae eval``."""
+    ft = {r["freeze"]: r for r in json.loads((results / f"{run}.finetune.json").read_text())["results"]}
+    report = json.loads((results / f"{run}.probes.json").read_text())
+    probes = {r["probe"]: r for r in report["results"]}
+    metrics = {"conv5_top1": round(ft["conv5"]["top1"], 2), "conv5_top5": round(ft["conv5"]["top5"], 2),
+               "linear_probe_top1": round(probes["linear"]["top1"], 2), "knn_top1": round(probes["knn"]["top1"], 2)}
+    for record in report.get("metrics", []):
+        if record.get("metric") == "rate":
+            metrics["rate_nats"] = round(record["nats"], 2)
+        elif record.get("metric") == "intrinsic_dim":
+            metrics["intrinsic_dim"] = record["intrinsic_dimension"]
+    health = report.get("part_health")
+    if health:
+        metrics.update(active_parts=health["active_parts"], num_parts=health["num_parts"],
+                       part_usage_entropy=round(health["part_usage_entropy"], 4),
+                       mean_visibility=round(health["mean_visibility"], 4))
+    return metrics
+
+
+def main() -> None:
+    runs = Path(sys.argv[1])
+    results = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results")
+    weights = Path(sys.argv[3] if len(sys.argv) > 3 else "weights")
+    for run, name in MODELS.items():
+        config = json.loads((runs / run / "model" / "config.json").read_text())
+        metrics = card_metrics(results, run)
+        full, folder = build_publish_folder(
+            runs / run / "model", weights / name, name=name, repo_id=None, metrics=metrics,
+            description=get_pretrained_cfg(name).description if name in list_pretrained() else None,
+            **cifar10_provenance(name, run, epochs=config["epochs"]),
+        )
+        saved = json.loads((folder / "config.json").read_text())
+        print(f"{full}: sha256 {saved['sha256']}  metrics {metrics}")
+
+
+if __name__ == "__main__":
+    main()
