@@ -192,6 +192,45 @@ def test_eval_and_finetune_use_the_weights_preprocessing_on_an_image_folder(phot
     assert _load_data(args).test[0][0].shape == (3, 48, 48)
 
 
+def test_eval_and_finetune_read_any_split_names_of_an_image_folder(photos):
+    """Before: an image folder had to have train/ and val/; now --train-split/--eval-split name any sub-folders."""
+    from patchvae.cli.evaluation import _load_data
+
+    root = photos.parent / "named_splits"
+    for split in ("fit", "holdout"):
+        for cls in ("cats", "dogs"):
+            link = root / split / cls
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(photos / cls)
+    parser = build_parser()
+    args = parser.parse_args(["finetune", "random", "--dataset", "imagefolder", "--data-dir", str(root),
+                              "--train-split", "fit", "--eval-split", "holdout", "--image-size", "32"])
+    splits = _load_data(args)
+    assert Path(splits.train.root).name == "fit" and Path(splits.test.root).name == "holdout"
+    assert splits.num_classes == 2 and len(splits.train) == len(splits.test)
+    args = parser.parse_args(["eval", "random", "--dataset", "imagefolder", "--data-dir", str(root), "--image-size", "32"])
+    with pytest.raises(FileNotFoundError, match="named_splits/train .*--train-split and --eval-split"):  # defaults absent
+        _load_data(args)
+
+
+def test_epoch_pngs_are_enlarged_and_labelled(tmp_path):
+    """Before: 32x32 tiles at their own size, no caption; now enlarged to >= 256 px with a title line."""
+    from patchvae.data import CIFAR
+    from patchvae.training.images import MIN_HEIGHT, save_reconstructions, save_visibility_maps
+
+    x = torch.zeros(8, 3, 32, 32)
+    path = save_reconstructions(tmp_path / "epoch_001_reconstructions.png", x, x, CIFAR)
+    with Image.open(path) as png:
+        scale = -(-MIN_HEIGHT // (2 * 33 + 1))  # 2 rows of 32 px tiles with 1 px padding, enlarged 4x
+        assert (png.width, png.height) == ((8 * 33 + 1) * scale, (2 * 33 + 1) * scale + 16)
+        assert png.getpixel((10, 30)) != (255, 255, 255)  # an enlarged tile below the title line
+        assert len(png.crop((0, 0, png.width, 16)).getcolors(maxcolors=1 << 16)) > 1  # the title is drawn
+    path = save_visibility_maps(tmp_path / "v.png", x[:2], torch.rand(2, 16, 4, 4), CIFAR)
+    with Image.open(path) as png:
+        assert png.height >= MIN_HEIGHT + 16
+
+
 # ----------------------------------------------------------------------------- extraction
 @pytest.fixture()
 def damaged(tmp_path) -> Path:

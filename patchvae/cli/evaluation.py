@@ -39,6 +39,10 @@ def _add_source_and_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None,
                         help="input size for --dataset imagefolder with --preprocessing dataset (the paper datasets "
                              "have fixed sizes; default with weights: the weights' input size)")
+    parser.add_argument("--train-split", default=None,
+                        help="split to train the classifier/probe on (default: the dataset's; imagefolder: train)")
+    parser.add_argument("--eval-split", default=None,
+                        help="split to test on (default: the dataset's; imagefolder: val, or any sub-folder)")
     parser.add_argument("--preprocessing", choices=("weights", "dataset"), default="weights",
                         help="weights: the images are preprocessed as the weights were trained (model.data_config: "
                              "size, resize/crop, normalisation); dataset: the dataset's own preprocessing (baselines "
@@ -140,12 +144,19 @@ def _load_data(args: argparse.Namespace) -> Any:
         args.dataset = _weights_dataset(args.source) or "fashion_mnist"
         log.info("dataset: %s (pass --dataset to choose another)", args.dataset)
     if args.dataset == "imagefolder" and args.data_dir is None:
-        raise ValueError("--dataset imagefolder needs --data-dir DIR (a folder with train/ and val/ class-per-folder splits)")
+        raise ValueError("--dataset imagefolder needs --data-dir DIR (a folder with class-per-folder splits: train/ and "
+                         "val/, or others named by --train-split/--eval-split)")
     weights_cfg = _weights_data_config(args.source) if args.preprocessing == "weights" else None
     image_size = args.image_size
     if image_size is None and weights_cfg is not None and args.dataset == "imagefolder":
         image_size = weights_cfg.input_size[1]
-    splits = classification_splits(args.dataset, args.data_dir, image_size=image_size)
+    try:
+        splits = classification_splits(args.dataset, args.data_dir, image_size=image_size,
+                                       train_split=args.train_split, eval_split=args.eval_split)
+    except FileNotFoundError as err:
+        if args.dataset != "imagefolder":
+            raise
+        raise FileNotFoundError(f"{err} Name the folder's splits with --train-split and --eval-split.") from err
     if weights_cfg is not None:
         splits = _with_preprocessing(args, splits, weights_cfg)
     elif args.preprocessing == "weights" and args.source not in ("random", "supervised"):

@@ -56,17 +56,20 @@ def default_protocol(name: str) -> str:
 
 
 def classification_splits(
-    name: str, root: str | os.PathLike | None = None, *, image_size: int | None = None
+    name: str, root: str | os.PathLike | None = None, *, image_size: int | None = None,
+    train_split: str | None = None, eval_split: str | None = None,
 ) -> ClassificationSplits:
     """Train and test splits of benchmark ``name``, its number of classes and its preprocessing.
 
-    ``image_size`` is required for ``"imagefolder"`` (its ``train``/``val`` sub-folders are used).
+    ``image_size`` is required for ``"imagefolder"``. ``train_split`` / ``eval_split`` name the splits
+    (default: the dataset's, ``train`` and ``val`` for an image folder, whose splits may be any of its
+    sub-folders).
     """
     spec = dataset_spec(name)
     config = data_config_for(name, image_size=image_size)
     size = image_size if name == "imagefolder" else None
-    train = get_dataset(name, root, spec.train_split, train_transform=True, image_size=size)
-    test = get_dataset(name, root, spec.eval_split, train_transform=False, image_size=size)
+    train = get_dataset(name, root, train_split or spec.train_split, train_transform=True, image_size=size)
+    test = get_dataset(name, root, eval_split or spec.eval_split, train_transform=False, image_size=size)
     num_classes = spec.num_classes or len(train.classes)
     return ClassificationSplits(train, test, num_classes, config)
 
