@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from .data.memory import BatchPreprocess
+from .training.images import to_unit_range
 
 __all__ = [
     "lw_mask_grid",
@@ -35,11 +36,8 @@ log = logging.getLogger(__name__)
 
 
 def _unit(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Model-space images -> [0, 1] RGB-or-grey pixels (B, C, H, W), undoing the weights' normalisation."""
-    config = model.data_config
-    mean = torch.tensor(config.mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(config.std, device=x.device).view(1, -1, 1, 1)
-    return (x.float() * std + mean).clamp(0, 1)
+    """Model-space images -> [0, 1] pixels, undoing the weights' normalisation."""
+    return to_unit_range(x, model.data_config)
 
 
 def _preprocess(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
