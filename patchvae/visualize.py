@@ -1,4 +1,5 @@
-"""Figures of a model on images: part crops (paper Figure 3), reconstructions, visibility maps, L_w masks.
+"""Figures of a model on images: part crops (paper Figure 3), reconstructions, visibility maps, L_w masks,
+and patch-code similarity maps (Sixt 2018 §7.2, Figs 6-7).
 
 Each function takes a model of the zoo (through its protocol: ``represent`` for the part visibility,
 ``reconstruct`` for reconstructions, so any family that exposes those works), uint8 images
@@ -29,6 +30,8 @@ __all__ = [
     "reconstruction_grid",
     "sample_grid",
     "save_figures",
+    "similarity_grid",
+    "similarity_maps",
     "visibility_grid",
 ]
 
@@ -58,6 +61,7 @@ def reconstruction_grid(model: nn.Module, images: torch.Tensor, per_row: int = 8
     """Rows of ``per_row`` originals, each above its eval-mode reconstruction: (3, H', W') in [0, 1]."""
     x = _preprocess(model, images)
     recon = model.reconstruct(x)
+    x = x[..., : recon.shape[-2], : recon.shape[-1]]  # patch models reconstruct the largest tiled region
     rows = []
     for start in range(0, len(x), per_row):
         rows += [_unit(x[start : start + per_row], model), _unit(recon[start : start + per_row], model)]
@@ -139,17 +143,90 @@ def lw_mask_grid(model: nn.Module, images: torch.Tensor, cell: int | None = None
     return make_grid(tiles, nrow=16, padding=1, pad_value=0.5)
 
 
+def _dense_layer(model: nn.Module, layer: str) -> None:
+    infos = model.representations()
+    if layer not in infos or len(infos[layer].shape) != 3:
+        raise ValueError(f"{type(model).__name__} has no dense map layer {layer!r} (a (d, h, w) map of patch codes, e.g. "
+                         f"the sixt2018_patch_* models' 'dense'); its layers: {list(infos)}")
+
+
+@torch.no_grad()
+def similarity_maps(
+    model: nn.Module, query: torch.Tensor, position: tuple[int, int], images: torch.Tensor, *, layer: str = "dense",
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, int]:
+    """Sixt §7.2: the L2 distance between the code of the query patch and the code of every patch of ``images``.
+
+    Args:
+        query: the query image, uint8 (C, H, W).
+        position: (row, col) of the query patch's centre pixel in the query image.
+        images: uint8 (N, C, H, W), the images to score (the query image may be among them).
+        layer: the model's dense map of patch codes (μ, mode "mean"), (d, H-p+1, W-p+1).
+    Returns:
+        distances (N, H-p+1, W-p+1), float32 (entry (r, c) is the patch centred at (r + o, c + o)), and the
+        offset o = (H - h) // 2 of the map's first position from the image's corner (⌊p/2⌋).
+    """
+    _dense_layer(model, layer)
+    q = _preprocess(model, query[None])
+    codes = model.represent(q, [layer])[layer].float()  # (1, d, h, w)
+    offset = (q.shape[-2] - codes.shape[-2]) // 2
+    row, col = position[0] - offset, position[1] - offset
+    if not (0 <= row < codes.shape[-2] and 0 <= col < codes.shape[-1]):
+        raise ValueError(f"the query patch centre {tuple(position)} must be at least {offset} pixels from the border "
+                         f"of the {q.shape[-2]}x{q.shape[-1]} image (the patch must lie inside it)")
+    target = codes[0, :, row, col][:, None, None]  # (d, 1, 1)
+    x = _preprocess(model, images)
+    out = []
+    for start in range(0, len(x), batch_size):
+        maps = model.represent(x[start : start + batch_size], [layer])[layer].float()  # (B, d, h, w)
+        out.append((maps - target).square().sum(1).sqrt())
+    return torch.cat(out), offset
+
+
+@torch.no_grad()
+def similarity_grid(
+    model: nn.Module, query: torch.Tensor, position: tuple[int, int], images: torch.Tensor, *, layer: str = "dense",
+    scale: int = 3,
+) -> torch.Tensor:
+    """The similarity maps as a figure: the query image (its patch outlined in red), then each image above its
+    map (bright = similar: the distance min-max normalised per image, grey where no patch is centred):
+    (3, H', W') in [0, 1]."""
+    dist, offset = similarity_maps(model, query, position, images, layer=layer)
+    n, h, w = dist.shape
+    height, width = images.shape[-2:]
+    lo = dist.flatten(1).amin(1).view(n, 1, 1)
+    hi = dist.flatten(1).amax(1).view(n, 1, 1)
+    sim = 1.0 - (dist - lo) / (hi - lo).clamp_min(1e-12)
+    heat = torch.full((n, 3, height, width), 0.5)
+    heat[:, :, offset : offset + h, offset : offset + w] = sim[:, None]
+    pixels = _unit(_preprocess(model, images), model).expand(-1, 3, -1, -1)
+    q = _unit(_preprocess(model, query[None]), model).expand(-1, 3, -1, -1).clone()
+    p = height - h + 1
+    top, left = position[0] - offset, position[1] - offset
+    red = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    for r in (top, top + p - 1):
+        q[0, :, r : r + 1, left : left + p] = red
+    for c in (left, left + p - 1):
+        q[0, :, top : top + p, c : c + 1] = red
+    blank = torch.ones_like(q)
+    tiles = torch.cat([torch.cat([q, pixels]), torch.cat([blank, heat])])
+    tiles = F.interpolate(tiles, scale_factor=scale, mode="nearest")
+    return make_grid(tiles, nrow=n + 1, padding=1, pad_value=1.0)
+
+
 def save_figures(
     model_or_name: nn.Module | str, images: torch.Tensor, out_dir: str | Path, *, prefix: str = "", parts: str = "active",
     num_images: int = 8,
 ) -> dict[str, Path]:
     """Write the figures of a model on uint8 ``images`` (N, C, H, W) to ``out_dir`` as PNGs.
 
-    Always: ``reconstructions`` (``num_images`` images spread evenly over ``images``) and, for generative
+    Always: ``reconstructions`` (``num_images`` images spread evenly over ``images``; patch models: the
+    tiled reconstruction of S Figs 4-5) and, for generative
     models, ``samples`` (decoded prior draws: no pixel of ``images`` in them). For part models also ``visibility``, ``parts`` (Figure 3 analogue over
     all of ``images``; ``parts="active"``: only the active parts of
     :func:`patchvae.evaluation.part_health`, else all) and ``lw_masks``. ``prefix`` starts every file
-    name. Returns {figure: path}.
+    name. Models with a dense map of patch codes (``dense``) also get ``similarity`` (S Figs 6-7: the first
+    image's centre patch against every patch of the images). Returns {figure: path}.
     """
     from .models import create
 
@@ -173,6 +250,10 @@ def save_figures(
         grid, _ = part_crop_grid(model, images, parts=chosen)
         save_image(grid, written.setdefault("parts", out / f"{name}parts.png"))
         save_image(lw_mask_grid(model, images[:16]), written.setdefault("lw_masks", out / f"{name}lw_masks.png"))
+    if "dense" in model.representations():  # patch-code similarity (Sixt Figs 6-7): the first image's centre patch
+        centre = (images.shape[-2] // 2, images.shape[-1] // 2)
+        save_image(similarity_grid(model, first[0], centre, first),
+                   written.setdefault("similarity", out / f"{name}similarity.png"))
     for figure, path in written.items():
         log.info("wrote %s: %s", figure, path)
     return written

@@ -19,9 +19,11 @@ from patchvae.models import (
     BiGAN,
     Classifier,
     Discriminator,
+    GlobalVAE,
     PatchVAE,
     PixelVAE,
     ResNetTrunk,
+    SixtPatchVAE,
     WeightsError,
     create,
     create_backbone,
@@ -48,6 +50,8 @@ ARCHITECTURES = {
     "classifier_resnet18_224": Classifier,
     **{f"pixelvae_{arch}_{head}{size}": PixelVAE for arch in ("mlp", "resnet") for head in ("h0", "h1", "h2", "full")
        for size in ("", "_small")},
+    **{f"sixt2018_patch_p{p}_i{i}": SixtPatchVAE for p, i in ((3, 1), (9, 1), (9, 3), (15, 1), (15, 3), (15, 5))},
+    **{f"sixt2018_vae_{d}d": GlobalVAE for d in (32, 256, 4096)},
 }
 
 pytestmark = pytest.mark.usefixtures("single_thread", "isolated_zoo")  # tests register their own weights

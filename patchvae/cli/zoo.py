@@ -92,6 +92,27 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", default="", help="file name prefix (default: the model name)")
     p.set_defaults(func=_cmd_figures)
 
+    p = subparsers.add_parser(
+        "similarity", help="patch-code similarity maps of a dense patch model (Sixt 2018 §7.2) as a PNG",
+        description=(
+            "Encode the query patch (centred at --position of the query image) and every patch of the other images "
+            "with a model's dense map of patch codes (sixt2018_patch_*), and draw the L2-distance maps "
+            "(patchvae.visualize.similarity_grid; bright = similar). Images: FILES (the first is the query), or a "
+            "seeded random sample of a dataset's test split with the query at --query."
+        ),
+    )
+    p.add_argument("model", metavar="NAME", help="registered ARCH[.TAG] with weights, or a weights folder")
+    p.add_argument("files", nargs="*", type=Path, help="image files of the model's input size (the first is the query)")
+    p.add_argument("--dataset", default=None, help="dataset name when no FILES are given (default: the weights' own)")
+    p.add_argument("--data-dir", help="dataset root (folder or zip)")
+    p.add_argument("--images", type=int, default=8, help="test images to compare when no FILES are given (default 8)")
+    p.add_argument("--query", type=int, default=0, help="which of those images holds the query patch (default 0)")
+    p.add_argument("--position", type=int, nargs=2, metavar=("ROW", "COL"), help="the query patch centre (default: the image centre)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random image sample")
+    p.add_argument("--layer", default="dense", help="the dense map layer (default: dense)")
+    p.add_argument("--out", type=Path, default=Path("similarity.png"), help="output PNG (default: similarity.png)")
+    p.set_defaults(func=_cmd_similarity)
+
 
 # --------------------------------------------------------------------------- list
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -249,4 +270,43 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     written = save_figures(model, images, args.out, prefix=prefix, parts="all" if args.all_parts else "active")
     for figure, path in written.items():
         print(f"{figure}: {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- similarity
+def _cmd_similarity(args: argparse.Namespace) -> int:
+    import torch
+    from torchvision.utils import save_image
+
+    from .._extract.inputs import read_image_file
+    from ..data import dataset_spec, get_dataset
+    from ..data.subsets import random_subset
+    from ..features import _resolve_model
+    from ..visualize import similarity_grid
+
+    model, _ = _resolve_model(args.model)
+    model = model.eval()
+    if args.files:
+        images = [read_image_file(Path(f)) for f in args.files]
+        shapes = {tuple(t.shape) for t in images}
+        if len(shapes) > 1:
+            raise ValueError(f"the image files have different sizes {sorted(shapes)}: crop or resize them to one size")
+        batch, query = torch.stack(images), 0
+    else:
+        if args.images < 1 or not 0 <= args.query < args.images:
+            raise ValueError(f"need --images >= 1 and 0 <= --query < --images, got {args.images} and {args.query}")
+        dataset = args.dataset or getattr(getattr(model, "pretrained_cfg", None), "dataset", None)
+        if not dataset:
+            raise ValueError(f"{args.model} does not say which data it was trained on: pass --dataset or image FILES")
+        test = random_subset(get_dataset(dataset, args.data_dir, dataset_spec(dataset).eval_split, train_transform=False),
+                             args.images, args.seed, stratify=False)
+        batch = getattr(test, "images", None)
+        if batch is None:
+            raise ValueError(f"patchvae similarity reads in-memory datasets (cifar10, ...), not {dataset!r}; pass image FILES")
+        query = args.query
+    position = tuple(args.position) if args.position else (batch.shape[-2] // 2, batch.shape[-1] // 2)
+    grid = similarity_grid(model, batch[query], position, batch, layer=args.layer)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, args.out)
+    print(f"similarity: {args.out}")
     return 0

@@ -10,11 +10,16 @@ from .image_list import ImageListDataset
 from .indoor67 import load_indoor67
 from .loaders import EpochBatches
 from .memory import BatchLoader, BatchPreprocess, ImageTensorDataset, fit_to_size, match_channels
+from .patches import crop_at, fixed_patches, patch_positions, random_patches
 from .places205 import load_places205
 from .registry import DATASETS, DatasetSpec, data_config_for, dataset_spec, default_data_root, get_dataset
 from .transforms import create_transform, resolve_data_config
 
 __all__ = [
+    "crop_at",
+    "fixed_patches",
+    "patch_positions",
+    "random_patches",
     "CIFAR",
     "CIFAR10_CLASSES",
     "DATASETS",

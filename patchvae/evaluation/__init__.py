@@ -57,8 +57,14 @@ from .latent_probes import (
 )
 from .representation_suite import REPRESENTATION_METRICS, MetricsReport, metric_support, run_metrics
 from ._metric_utils import default_latent_layer
+from .dense_probe import FeatureStore, PatchMetrics, chance_accuracy, patch_metrics, sgd_linear_probe
 
 __all__ = [
+    "FeatureStore",
+    "PatchMetrics",
+    "chance_accuracy",
+    "patch_metrics",
+    "sgd_linear_probe",
     "BASELINES",
     "DEFAULT_ACTIVE_THRESHOLD",
     "DEFAULT_ID_THRESHOLD",

@@ -1,4 +1,5 @@
-"""The model zoo: PatchVAE, β-VAE, BiGAN, the VAE-GAN discriminator, the Table 5 classifier and Zhang et al.'s PixelVAEs.
+"""The model zoo: PatchVAE, β-VAE, BiGAN, the VAE-GAN discriminator, the Table 5 classifier, Zhang et al.'s PixelVAEs
+and Sixt's patch VAEs with block-local PixelCNN decoders.
 
     import patchvae
     model = patchvae.models.create("patchvae_resnet9", pretrained=True)
@@ -27,6 +28,7 @@ from .likelihoods import DiscretizedLogisticMixture, bits_per_dim
 from .patchvae import PatchEncoder, PatchPosterior, PatchVAE, PatchVAEOutput
 from .pixelcnn import FullPixelCNNHead, LocalPixelCNNHead, MaskedConv2d
 from .pixelvae import PixelVAE, PixelVAEDecoder, PixelVAEOutput
+from .sixt2018 import GlobalVAE, GlobalVAEOutput, SixtPatchVAE, SixtPatchVAEOutput
 
 __all__ = [
     "BACKBONES",
@@ -45,6 +47,8 @@ __all__ = [
     "GaussianEncoder",
     "GaussianPosterior",
     "GenerativeModel",
+    "GlobalVAE",
+    "GlobalVAEOutput",
     "JointDiscriminator",
     "LikelihoodModel",
     "LocalPixelCNNHead",
@@ -62,6 +66,8 @@ __all__ = [
     "Representable",
     "RepresentationInfo",
     "ResNetTrunk",
+    "SixtPatchVAE",
+    "SixtPatchVAEOutput",
     "WeightsError",
     "bits_per_dim",
     "build_backbone",

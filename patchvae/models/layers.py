@@ -1,14 +1,22 @@
-"""Building blocks shared by the model families: the pyramid decoder, Gaussian sampling, input checks."""
+"""Building blocks shared by the model families: the pyramid decoder, Gaussian sampling and KL, input checks."""
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["PyramidDecoder", "check_images", "sample_gaussian", "upcast"]
+__all__ = [
+    "PyramidDecoder",
+    "check_images",
+    "gaussian_kl_per_image",
+    "gaussian_log_importance_weights",
+    "sample_gaussian",
+    "upcast",
+]
 
 
 def _deconv_bn_act(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
@@ -136,3 +144,35 @@ def check_images(
     if check_finite and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"input contains {bad} NaN/Inf value(s); clean or drop those images before the model.")
+
+
+# --------------------------------------------------------------------------- diagonal Gaussian latents (every VAE)
+_VAR_MIN = 1e-30
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_kl_per_image(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) per item in nats: ½ Σ (μ² + σ² − log σ² − 1) over all but the batch axis, float32, (B,)."""
+    mean, var = mean.float(), var.float()
+    return 0.5 * (mean.square() + var - var.clamp_min(_VAR_MIN).log() - 1.0).flatten(1).sum(1)
+
+
+def gaussian_log_importance_weights(
+    mean: torch.Tensor, var: torch.Tensor, log_likelihood: Callable[[torch.Tensor], torch.Tensor], num_samples: int
+) -> torch.Tensor:
+    """log p(x | z_k) + log p(z_k) − log q(z_k | x), z_k ~ q = N(μ, σ²), p(z) = N(0, I): (B, num_samples) nats.
+
+    ``log_likelihood(z)`` gives log p(x | z) per item (B,) for a batch of codes z shaped like ``mean``.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    std = var.sqrt()
+    log_std = var.clamp_min(_VAR_MIN).log().mul(0.5).float()
+    weights = []
+    for _ in range(num_samples):
+        eps = torch.randn_like(mean)
+        z = mean + std * eps
+        log_pz = -0.5 * (z.float().square() + _LOG_2PI).flatten(1).sum(1)
+        log_qz = (-0.5 * (eps.float().square() + _LOG_2PI) - log_std).flatten(1).sum(1)
+        weights.append(log_likelihood(z) + log_pz - log_qz)
+    return torch.stack(weights, 1)

@@ -50,7 +50,6 @@ Decisions (ours, where spec §2 leaves it open; listed in docs/models.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -73,7 +72,7 @@ from ._protocol import (
 )
 from ._registry import register_model
 from .beta_vae import GaussianPosterior
-from .layers import check_images, upcast
+from .layers import check_images, gaussian_kl_per_image, gaussian_log_importance_weights, upcast
 from .likelihoods import DiscretizedLogisticMixture, DMOLNoise
 from .pixelcnn import FullPixelCNNHead, LocalPixelCNNHead, PixelCNNHead
 
@@ -92,8 +91,6 @@ __all__ = [
 
 #: the noise seed of ``decode``/``reconstruct`` when no generator is given (deterministic reconstructions)
 DECODE_SEED = 0
-_VAR_MIN = 1e-30
-_LOG_2PI = math.log(2.0 * math.pi)
 
 #: MNIST architecture: 28×28 grey images as v/127.5 - 1 (any other image: shorter side to 28, centre crop)
 PIXELVAE_MNIST = DataConfig((1, 28, 28), (0.5,), (0.5,), resize_mode="pad", crop_pct=1.0)
@@ -111,12 +108,6 @@ class PixelVAEOutput(NamedTuple):
     latent_sample: torch.Tensor  #: z (a posterior sample in training, μ in eval), (B, D)
     reconstruction_nll: torch.Tensor  #: −log p(x | z) in nats, (B,)
     kl: torch.Tensor  #: KL(q(z | x) ‖ N(0, I)) in nats, analytic, (B,)
-
-
-def _gaussian_kl(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, σ²) ‖ N(0, I)) per image in nats: ½ Σ (μ² + σ² − log σ² − 1), float32, (B,)."""
-    mean, var = mean.float(), var.float()
-    return 0.5 * (mean.square() + var - var.clamp_min(_VAR_MIN).log() - 1.0).sum(1)
 
 
 def _posterior(features: torch.Tensor, mean: nn.Linear, std: nn.Linear) -> GaussianPosterior:
@@ -483,7 +474,7 @@ class PixelVAE(nn.Module):
             z = post.mean + post.var.sqrt() * torch.randn_like(post.mean)
         params = self.decoder.params(x, z)
         nll = self.likelihood.log_prob(params, x).neg()
-        return PixelVAEOutput(params, post.mean, post.var, z, nll, _gaussian_kl(post.mean, post.var))
+        return PixelVAEOutput(params, post.mean, post.var, z, nll, gaussian_kl_per_image(post.mean, post.var))
 
     def decode(self, code: torch.Tensor, *, generator: torch.Generator | None = None, method: str = "fast") -> torch.Tensor:
         """x ~ p(x | z = code) (B, C, H, W) in [-1, 1]: the noise of :data:`DECODE_SEED` unless ``generator`` is given."""
@@ -518,7 +509,7 @@ class PixelVAE(nn.Module):
     def rate(self, x: torch.Tensor) -> torch.Tensor:
         """KL(q(z | x) ‖ N(0, I)) per image in nats, (B,)."""
         post = self.encode(x)
-        return _gaussian_kl(post.mean, post.var)
+        return gaussian_kl_per_image(post.mean, post.var)
 
     def elbo_terms(self, x: torch.Tensor) -> ELBOTerms:
         """−log p(x | z) with one z ~ q(z | x) and the analytic KL, nats per image (B,) each."""
@@ -527,20 +518,9 @@ class PixelVAE(nn.Module):
 
     def log_importance_weights(self, x: torch.Tensor, num_samples: int) -> torch.Tensor:
         """log p(x | z_k) + log p(z_k) − log q(z_k | x), z_k ~ q(z | x), k = 1..num_samples: (B, num_samples) nats."""
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         post = self.encode(x)
-        std = post.var.sqrt()
-        log_std = post.var.clamp_min(_VAR_MIN).log().mul(0.5)
-        weights = []
-        for _ in range(num_samples):
-            eps = torch.randn_like(post.mean)
-            z = post.mean + std * eps
-            log_px = self.likelihood.log_prob(self.decoder.params(x, z), x)
-            log_pz = -0.5 * (z.float().square() + _LOG_2PI).sum(1)
-            log_qz = (-0.5 * (eps.float().square() + _LOG_2PI) - log_std.float()).sum(1)
-            weights.append(log_px + log_pz - log_qz)
-        return torch.stack(weights, 1)
+        return gaussian_log_importance_weights(
+            post.mean, post.var, lambda z: self.likelihood.log_prob(self.decoder.params(x, z), x), num_samples)
 
     # ----------------------------------------------------------------- representation protocol
     def representations(self, input_size: tuple[int, int, int] | None = None) -> dict[str, RepresentationInfo]:

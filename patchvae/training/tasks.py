@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.config import DataConfig
+from ..data.patches import random_patches
 from ..evaluation.part_health import PartHealthAccumulator
 from ..losses import (
     BetaVAEObjective,
@@ -257,24 +258,44 @@ class BiGANTask(Task):
 
 
 class ELBOTask(Task):
-    """Models with a discrete likelihood (Zhang et al. 2022's PixelVAEs): one Adam step on the −ELBO.
+    """VAEs trained on their negative ELBO: Zhang et al. 2022's PixelVAEs, Sixt 2018's patch and global VAEs.
 
-    The loss is the batch mean of −log p(x | z) + KL(q(z | x) ‖ p(z)), one reparameterised z per image, in
-    nats per image (spec §2.7); it is logged with its two terms and in bits per dimension (``bpd``; on the
-    eval split: the test BPD of spec §2.9). ``objective_args``: ``random_crop_padding`` p (default 0):
-    training images are random crops of the image padded by p black pixels (spec §2.8: p = 4 on CIFAR-10).
+    The loss is the batch mean of −log p(x | z) + β·KL(q(z | x) ‖ p(z)), one reparameterised z per item, in
+    nats per item (spec §2.7); it is logged with its two terms and in bits per dimension (``bpd``: the
+    −ELBO with β = 1 over C·H·W; on the eval split, the test BPD of spec §2.9). ``objective_args``:
+
+    * ``random_crop_padding`` p (default 0): training images are random crops of the image padded by p
+      black pixels (spec §2.8: p = 4 on CIFAR-10).
+    * ``beta`` (default 1): the KL weight (Sixt's β-VAE: 250, S eq. 27).
+    * ``patch_size`` p and ``patches_per_image`` k (default none): each batch of images becomes k
+      uniformly placed p×p patches per image (:func:`patchvae.data.random_patches`; Sixt's patch VAEs,
+      S Fig. 3); eval batches use the same positions every epoch (a generator seeded per batch index).
     """
+
+    OBJECTIVE_ARGS = ("random_crop_padding", "beta", "patch_size", "patches_per_image")
 
     def __init__(self, model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None):
         super().__init__(recipe, device, world, amp_dtype)
-        unknown = sorted(set(recipe.objective_args) - {"random_crop_padding"})
+        args = dict(recipe.objective_args)
+        unknown = sorted(set(args) - set(self.OBJECTIVE_ARGS))
         if unknown:
-            raise ValueError(f"recipe {recipe.name}: objective 'elbo' takes objective_args random_crop_padding only, got {unknown}")
+            raise ValueError(f"recipe {recipe.name}: objective 'elbo' takes objective_args {', '.join(self.OBJECTIVE_ARGS)}; "
+                             f"got {unknown}")
         if not callable(getattr(model, "elbo_terms", None)):
-            raise ValueError(f"recipe {recipe.name}: objective 'elbo' needs a model with a discrete likelihood "
-                             f"(patchvae.models.LikelihoodModel, e.g. pixelvae_*), got {type(model).__name__}")
+            raise ValueError(f"recipe {recipe.name}: objective 'elbo' needs a model with elbo_terms (a VAE trained on its "
+                             f"ELBO, e.g. pixelvae_*, sixt2018_*), got {type(model).__name__}")
         self.model = model
-        self.crop_padding = int(recipe.objective_args.get("random_crop_padding", 0))
+        self.crop_padding = int(args.get("random_crop_padding", 0))
+        self.beta = float(args.get("beta", 1.0))
+        if not self.beta > 0:
+            raise ValueError(f"recipe {recipe.name}: objective_args.beta must be > 0, got {self.beta}")
+        self.patch_size = args.get("patch_size")
+        self.patches_per_image = int(args.get("patches_per_image", 1))
+        model_patch = getattr(model, "patch_size", None)
+        if model_patch is not None and self.patch_size != model_patch:
+            raise ValueError(f"recipe {recipe.name}: {type(model).__name__} scores {model_patch}x{model_patch} patches: set "
+                             f"objective_args.patch_size={model_patch} (got {self.patch_size})")
+        self._eval_batches = 0
         self.net = wrap_ddp(model, world, device)
         self.modules["model"] = model
         self._adam("model", model.parameters(), recipe.lr)
@@ -293,14 +314,18 @@ class ELBOTask(Task):
         fmt = torch.channels_last if self.recipe.channels_last else torch.contiguous_format
         return out.permute(0, 3, 1, 2).contiguous(memory_format=fmt)
 
-    @staticmethod
-    def _parts(out, x: torch.Tensor) -> Parts:
+    def _patches(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.patch_size is None:
+            return x
+        return random_patches(x, int(self.patch_size), self.patches_per_image, generator=generator)
+
+    def _parts(self, out, x: torch.Tensor) -> Parts:
         nll, kl = out.reconstruction_nll.mean(), out.kl.mean()
-        loss = nll + kl
-        return {"loss": loss, "reconstruction_nll": nll, "kl": kl, "bpd": loss / (x[0].numel() * math.log(2.0))}
+        loss = nll + self.beta * kl if self.beta != 1.0 else nll + kl
+        return {"loss": loss, "reconstruction_nll": nll, "kl": kl, "bpd": (nll + kl) / (x[0].numel() * math.log(2.0))}
 
     def train_step(self, x: torch.Tensor, step: int) -> Parts:
-        x = self._random_crop(x)
+        x = self._patches(self._random_crop(x))
         with self.autocast():
             out = self.net(x)
         parts = self._parts(out, x)
@@ -311,14 +336,23 @@ class ELBOTask(Task):
 
     @torch.no_grad()
     def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:
+        if self.patch_size is not None:  # the same positions every epoch: batch k of the eval pass uses seed k
+            gen = torch.Generator(device=x.device).manual_seed(self._eval_batches)
+            self._eval_batches += 1
+            x = self._patches(x, gen)
         with self.autocast():
             out = self.model(x, sample=True)  # single-sample −ELBO, BN running statistics
         return self._parts(out, x)
+
+    def train(self, mode: bool = True) -> None:
+        super().train(mode)
+        self._eval_batches = 0
 
     @torch.no_grad()
     def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:
         x = x[:8]
         recon = self.model.reconstruct(x)  # a sample of p(x | μ) with fixed pixel noise: comparable across epochs
+        x = x[..., :recon.shape[-2], :recon.shape[-1]]  # patch VAEs reconstruct the largest tiled region
         save_reconstructions(out_dir / f"epoch_{epoch:03d}_reconstructions.png", x, recon, data_config)
         save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", self.model.sample(16), data_config)
 
