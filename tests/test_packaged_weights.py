@@ -72,7 +72,9 @@ def test_pretrained_loads_by_name_and_reconstructs(name, test_images):
     x = BatchPreprocess(cfg.data_config)(test_images(cfg.dataset))
     assert x.shape[1:] == cfg.data_config.input_size
     with torch.no_grad():
-        errors = {k: (m(x).reconstruction - x).pow(2).mean().item() for k, m in {"trained": model, "random": random}.items()}
+        recons = {"trained": model.reconstruct(x), "random": random.reconstruct(x)}
+        # patch VAEs reconstruct the largest tiled region of the image (top left)
+        errors = {k: (r - x[..., : r.shape[-2], : r.shape[-1]]).pow(2).mean().item() for k, r in recons.items()}
     # trained weights reconstruct held-out images; a random init of the same model does not
     assert errors["trained"] < 0.5 * errors["random"], errors
 

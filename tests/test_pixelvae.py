@@ -327,8 +327,8 @@ def test_random_crops_pad_with_black():
     for b in range(64):  # each image is one 8×8 window of its padded self
         assert any(torch.equal(out[b], padded[b, :, r:r + 8, c:c + 8]) for r in range(9) for c in range(9))
     assert not torch.equal(out, x) and (out == -1).any()
-    with pytest.raises(ValueError, match="random_crop_padding only"):
-        make_task(tiny(), recipe.replace(objective_args={"beta": 2}), torch.device("cpu"), World(), None)
+    with pytest.raises(ValueError, match="takes objective_args random_crop_padding, beta, patch_size, patches_per_image"):
+        make_task(tiny(), recipe.replace(objective_args={"free_bits": 2}), torch.device("cpu"), World(), None)
 
 
 def _tiny_recipe(**changes):

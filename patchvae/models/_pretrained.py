@@ -162,3 +162,27 @@ def cifar10_weights(name: str, recipe: str, epochs: int) -> dict[str, Any]:
     """``PretrainedCfg`` fields shared by the packaged CIFAR-10 weights ``name`` (``weights/<name>/``)."""
     return {"file": f"{name}/model.safetensors", "model_args": {"in_chans": 3}, "data_config": CIFAR,
             **cifar10_provenance(name, recipe, epochs)}
+
+
+SIXT2018_PROTOCOL = (
+    "CIFAR-10 (JPEG copy, quality 75; shared/data/cifar10-jpeg.zip), under our architecture (Sixt 2018 gives none). "
+    "Patch models: M = E KL(q(z|patch) || N(0, I)) in bits and per pixel (/p^2), cross entropy in bits/dim over 3p^2 "
+    "(reconstruction NLL only, and -ELBO), on 50,000 seeded random test patches (seed 0). Linear classification "
+    "(Sixt §6): mu of the dense stride-1 map (patch models; valid borders) or of the latent (global VAEs), "
+    "flattened, standardised; softmax regression by plain SGD lr 0.01, batch 100, early stopping (patience 5, at "
+    "most 100 epochs) on 5,000 held-out images of a seeded class-stratified subset of 15,000 training images "
+    "(10,000 fitted); top-1 on the 10,000 test images."
+)
+
+
+def sixt2018_provenance(name: str, recipe: str, run: str, epochs: int) -> dict[str, Any]:
+    """How the packaged Sixt 2018 weights ``name`` were trained and evaluated (docs/results.md, Sixt 2018)."""
+    data = f"--data-dir {CIFAR10_DATA_DIR}"
+    return {
+        "dataset": "cifar10",
+        "recipe": recipe,
+        "command": f"patchvae train {recipe} {data} --threads 1 --seed 0 --out runs/{run}",
+        "epochs": epochs,
+        "protocol": SIXT2018_PROTOCOL,
+        "eval_command": f"python docs/reproduce/sixt2018_tables.py {data} --runs runs --out docs/results/sixt2018_cifar10.json",
+    }

@@ -51,9 +51,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .layers import upcast
+from ._protocol import ELBOTerms
+from .layers import gaussian_kl_per_image, gaussian_log_importance_weights, upcast
 
-__all__ = ["DMOLNoise", "DMOLParams", "DiscretizedLogisticMixture", "bits_per_dim"]
+__all__ = ["DMOLNoise", "DMOLParams", "DiscreteLikelihoodVAE", "DiscretizedLogisticMixture", "bits_per_dim"]
 
 # a finite stand-in for ±∞ on the open side of an edge bin: logsigmoid, sigmoid and x·sigmoid(-x) are all
 # exactly 0 / finite there, where a true inf would give inf·0 = NaN in the backward pass
@@ -391,3 +392,42 @@ class DiscretizedLogisticMixture(nn.Module):
         return out
 
     bits_per_dim = staticmethod(bits_per_dim)
+
+
+class DiscreteLikelihoodVAE:
+    """Mixin: the −ELBO machinery shared by the VAEs whose decoder scores pixels with a DMOL (Zhang's PixelVAEs,
+    Sixt's patch VAEs), for a diagonal Gaussian q(z | x) and the prior N(0, I).
+
+    The class provides ``encode(x)`` (a posterior with ``mean`` and ``var``), ``decoder.params(x, z)`` and
+    ``likelihood``; ``_likelihood_posterior(x)`` (default: ``encode``) may validate the input further.
+    """
+
+    def _likelihood_posterior(self, x: torch.Tensor):  # type: ignore[no-untyped-def]
+        return self.encode(x)  # type: ignore[attr-defined]
+
+    def _elbo_pass(self, x: torch.Tensor, sample: bool | None):  # type: ignore[no-untyped-def]
+        """(params, posterior, z, −log p(x | z) (B,), KL (B,)): z ~ q in training mode (or ``sample=True``), else μ."""
+        post = self._likelihood_posterior(x)
+        z = post.mean
+        if self.training if sample is None else sample:  # type: ignore[attr-defined]
+            z = post.mean + post.var.sqrt() * torch.randn_like(post.mean)
+        params = self.decoder.params(x, z)  # type: ignore[attr-defined]
+        nll = self.likelihood.log_prob(params, x).neg()  # type: ignore[attr-defined]
+        return params, post, z, nll, gaussian_kl_per_image(post.mean, post.var)
+
+    def rate(self, x: torch.Tensor) -> torch.Tensor:
+        """KL(q(z | x) ‖ N(0, I)) per item in nats, (B,)."""
+        post = self._likelihood_posterior(x)
+        return gaussian_kl_per_image(post.mean, post.var)
+
+    def elbo_terms(self, x: torch.Tensor) -> ELBOTerms:
+        """−log p(x | z) with one z ~ q(z | x) and the analytic KL, nats per item (B,) each."""
+        _, _, _, nll, kl = self._elbo_pass(x, True)
+        return ELBOTerms(nll, kl)
+
+    def log_importance_weights(self, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+        """log p(x | z_k) + log p(z_k) − log q(z_k | x), z_k ~ q(z | x), k = 1..num_samples: (B, num_samples) nats."""
+        post = self._likelihood_posterior(x)
+        return gaussian_log_importance_weights(
+            post.mean, post.var, lambda z: self.likelihood.log_prob(self.decoder.params(x, z), x),  # type: ignore[attr-defined]
+            num_samples)

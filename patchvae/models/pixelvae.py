@@ -61,7 +61,6 @@ from ..data.config import DataConfig
 from ._builder import build_model_with_cfg
 from ._pretrained import PretrainedCfg
 from ._protocol import (
-    ELBOTerms,
     NoiseFn,
     RepresentationInfo,
     check_representation_names,
@@ -72,8 +71,8 @@ from ._protocol import (
 )
 from ._registry import register_model
 from .beta_vae import GaussianPosterior
-from .layers import check_images, gaussian_kl_per_image, gaussian_log_importance_weights, upcast
-from .likelihoods import DiscretizedLogisticMixture, DMOLNoise
+from .layers import check_images, upcast
+from .likelihoods import DiscreteLikelihoodVAE, DiscretizedLogisticMixture, DMOLNoise
 from .pixelcnn import FullPixelCNNHead, LocalPixelCNNHead, PixelCNNHead
 
 __all__ = [
@@ -374,7 +373,7 @@ class PixelVAEDecoder(nn.Module):
 
 
 # --------------------------------------------------------------------------- the model
-class PixelVAE(nn.Module):
+class PixelVAE(DiscreteLikelihoodVAE, nn.Module):
     """VAE / LPVAE(h) / FPVAE of Zhang et al. 2022 with the MNIST (MLP) or CIFAR-10 (ResNet) networks.
 
     Args:
@@ -468,13 +467,8 @@ class PixelVAE(nn.Module):
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor, *, sample: bool | None = None) -> PixelVAEOutput:
-        post = self.encode(x)
-        z = post.mean
-        if self.training if sample is None else sample:
-            z = post.mean + post.var.sqrt() * torch.randn_like(post.mean)
-        params = self.decoder.params(x, z)
-        nll = self.likelihood.log_prob(params, x).neg()
-        return PixelVAEOutput(params, post.mean, post.var, z, nll, gaussian_kl_per_image(post.mean, post.var))
+        params, post, z, nll, kl = self._elbo_pass(x, sample)
+        return PixelVAEOutput(params, post.mean, post.var, z, nll, kl)
 
     def decode(self, code: torch.Tensor, *, generator: torch.Generator | None = None, method: str = "fast") -> torch.Tensor:
         """x ~ p(x | z = code) (B, C, H, W) in [-1, 1]: the noise of :data:`DECODE_SEED` unless ``generator`` is given."""
@@ -505,22 +499,7 @@ class PixelVAE(nn.Module):
         out = self.decoder.sample(z, generator=generator, method=method)
         return out.view(x.shape[0], num_samples, *out.shape[1:])
 
-    # ----------------------------------------------------------------- rates and likelihoods
-    def rate(self, x: torch.Tensor) -> torch.Tensor:
-        """KL(q(z | x) ‖ N(0, I)) per image in nats, (B,)."""
-        post = self.encode(x)
-        return gaussian_kl_per_image(post.mean, post.var)
-
-    def elbo_terms(self, x: torch.Tensor) -> ELBOTerms:
-        """−log p(x | z) with one z ~ q(z | x) and the analytic KL, nats per image (B,) each."""
-        out = self.forward(x, sample=True)
-        return ELBOTerms(out.reconstruction_nll, out.kl)
-
-    def log_importance_weights(self, x: torch.Tensor, num_samples: int) -> torch.Tensor:
-        """log p(x | z_k) + log p(z_k) − log q(z_k | x), z_k ~ q(z | x), k = 1..num_samples: (B, num_samples) nats."""
-        post = self.encode(x)
-        return gaussian_log_importance_weights(
-            post.mean, post.var, lambda z: self.likelihood.log_prob(self.decoder.params(x, z), x), num_samples)
+    # rate, elbo_terms and log_importance_weights: DiscreteLikelihoodVAE
 
     # ----------------------------------------------------------------- representation protocol
     def representations(self, input_size: tuple[int, int, int] | None = None) -> dict[str, RepresentationInfo]:

@@ -66,8 +66,8 @@ from ._protocol import (
 )
 from ._registry import register_model
 from .beta_vae import GaussianPosterior
-from .layers import check_images, gaussian_kl_per_image, gaussian_log_importance_weights, upcast
-from .likelihoods import DiscretizedLogisticMixture
+from .layers import check_images, gaussian_kl_per_image, upcast
+from .likelihoods import DiscreteLikelihoodVAE, DiscretizedLogisticMixture
 from .pixelcnn import LocalPixelCNNHead, batch_to_blocks, blocks_to_batch
 from .pixelvae import DECODE_SEED, autoregressive_sample
 
@@ -206,7 +206,7 @@ class SixtPatchVAEOutput(NamedTuple):
     kl: torch.Tensor  #: KL(q(z | patch) ‖ N(0, I)), (B,)
 
 
-class SixtPatchVAE(nn.Module):
+class SixtPatchVAE(DiscreteLikelihoodVAE, nn.Module):
     """The patch VAE ``p|i`` of Sixt (2018) §5: a VAE on p×p patches whose i×i blocks are independent given z.
 
     Args:
@@ -289,18 +289,14 @@ class SixtPatchVAE(nn.Module):
         self._check(x, patches=False)
         return self.encoder(x)
 
-    def _encode_patches(self, x: torch.Tensor) -> GaussianPosterior:
+    def _likelihood_posterior(self, x: torch.Tensor) -> GaussianPosterior:
+        """q(z | patch) of p×p patches only (the likelihood, rate and ELBO are per patch)."""
         self._check(x, patches=True)
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor, *, sample: bool | None = None) -> SixtPatchVAEOutput:
-        post = self._encode_patches(x)
-        z = post.mean
-        if self.training if sample is None else sample:
-            z = post.mean + post.var.sqrt() * torch.randn_like(post.mean)
-        params = self.decoder.params(x, z)
-        nll = self.likelihood.log_prob(params, x).neg()
-        return SixtPatchVAEOutput(params, post.mean, post.var, z, nll, gaussian_kl_per_image(post.mean, post.var))
+        params, post, z, nll, kl = self._elbo_pass(x, sample)
+        return SixtPatchVAEOutput(params, post.mean, post.var, z, nll, kl)
 
     def decode(self, code: torch.Tensor, *, generator: torch.Generator | None = None, method: str = "fast") -> torch.Tensor:
         """patch ~ p(patch | z = code): (B, d) -> (B, C, p, p); a dense code map -> the tiled image (see
@@ -321,22 +317,7 @@ class SixtPatchVAE(nn.Module):
         z = torch.randn(num_samples, self.latent_dim, generator=generator, device=device)
         return self.decoder.sample(z, generator=generator, method=method)
 
-    # ----------------------------------------------------------------- rates and likelihoods (patches)
-    def rate(self, x: torch.Tensor) -> torch.Tensor:
-        """KL(q(z | patch) ‖ N(0, I)) per p×p patch in nats, (B,): Sixt's M averages it (S Table 2)."""
-        post = self._encode_patches(x)
-        return gaussian_kl_per_image(post.mean, post.var)
-
-    def elbo_terms(self, x: torch.Tensor) -> ELBOTerms:
-        """−log p(patch | z) with one z ~ q(z | patch) and the analytic KL, nats per patch (B,) each."""
-        out = self.forward(x, sample=True)
-        return ELBOTerms(out.reconstruction_nll, out.kl)
-
-    def log_importance_weights(self, x: torch.Tensor, num_samples: int) -> torch.Tensor:
-        """log p(x | z_k) + log p(z_k) − log q(z_k | x), z_k ~ q(z | x): (B, num_samples) nats per patch."""
-        post = self._encode_patches(x)
-        return gaussian_log_importance_weights(
-            post.mean, post.var, lambda z: self.likelihood.log_prob(self.decoder.params(x, z), x), num_samples)
+    # rate, elbo_terms, log_importance_weights (per p×p patch; Sixt's M averages the rate): DiscreteLikelihoodVAE
 
     # ----------------------------------------------------------------- representation protocol (images)
     def representations(self, input_size: tuple[int, int, int] | None = None) -> dict[str, RepresentationInfo]:
