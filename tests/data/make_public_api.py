@@ -41,12 +41,17 @@ def _signature(obj: Any) -> str | None:
 
 
 def describe(obj: Any) -> dict[str, Any]:
-    """Kind and signature of a public object; for classes, the signatures of their own public methods."""
+    """Kind and signature of a public object; for classes, the signatures of their public methods, their own and
+    those inherited from patchvae classes (a method moved into a shared base class is not a removal)."""
     if inspect.ismodule(obj):
         return {"kind": "module"}
     if inspect.isclass(obj):
         methods = {}
-        for name, member in vars(obj).items():
+        members: dict[str, Any] = {}
+        for klass in reversed(obj.__mro__):  # bases first, so the class's own definitions win
+            if klass is obj or klass.__module__.startswith("patchvae"):
+                members.update(vars(klass))
+        for name, member in members.items():
             if name.startswith("_") and name != "__init__":
                 continue
             if isinstance(member, (staticmethod, classmethod)):
