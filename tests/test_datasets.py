@@ -38,7 +38,7 @@ def _normalized(color: tuple[int, int, int]) -> torch.Tensor:
 
 
 def test_registry_lists_the_paper_datasets_and_rejects_unknown_names():
-    assert set(DATASETS) == {"fashion_mnist", "cifar10", "cifar100", "indoor67", "places205", "imagenet", "imagefolder"}
+    assert set(DATASETS) == {"fashion_mnist", "mnist", "svhn", "cifar10", "cifar100", "indoor67", "places205", "imagenet", "imagefolder"}
     assert {n: DATASETS[n].num_classes for n in DATASETS} == {
         "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "indoor67": 67, "places205": 205, "imagenet": 1000, "imagefolder": None,
     }

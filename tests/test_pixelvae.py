@@ -293,7 +293,7 @@ def test_decode_is_deterministic_and_sampling_apis():
 
 # ----------------------------------------------------------------------------- recipes and training
 def test_recipes_for_tables_2_and_3():
-    names = list_recipes("zhang2022_*")
+    names = [n for n in list_recipes("zhang2022_*") if not n.startswith("zhang2022_m2_")]
     variants = ("vae", "lpvae_h1", "lpvae_h2", "fpvae")
     assert names == sorted(f"zhang2022_{d}_{v}{s}" for d in ("fmnist", "cifar10") for v in variants for s in ("", "_paper"))
     for name in names:

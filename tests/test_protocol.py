@@ -32,15 +32,17 @@ GENERATIVE += [name for name in PIXELVAE if name not in SLOW_DECODERS]
 #: Sixt 2018's patch VAEs (decode p×p patches; reconstruct tiles an image) and global VAEs
 SIXT_PATCH = [f"sixt2018_patch_p{p}_i{i}" for p, i in ((3, 1), (9, 1), (9, 3), (15, 1), (15, 3), (15, 5))]
 GENERATIVE += SIXT_PATCH + [f"sixt2018_vae_{d}d" for d in (32, 256, 4096)]
+M2 = [f"m2_{arch}_{dec}{size}" for arch in ("mlp", "conv") for dec in ("m2", "lpvae_h1", "lpvae_h2") for size in ("", "_small")]
+GENERATIVE += M2
 NOT_GENERATIVE = ["classifier_resnet9_32", "classifier_resnet9_64", "classifier_resnet18_224", "vaegan_discriminator"]
 #: a small valid input side per architecture (fixed-size models need theirs)
 SIDE = {"patchvae_resnet18": 64, "beta_vae_resnet9_64": 64, "bigan_resnet9_64": 64, "beta_vae_resnet18_224": 224,
         "classifier_resnet9_64": 64, "classifier_resnet18_224": 224,
-        **{name: 28 for name in PIXELVAE if "_mlp_" in name},
+        **{name: 28 for name in PIXELVAE + M2 if "_mlp_" in name},
         # a multiple of the patch size, so the tiled reconstruction covers the whole image
         **{name: {3: 30, 9: 27, 15: 30}[int(name.split("_p")[-1].split("_")[0])] for name in SIXT_PATCH}}
 #: image channels where the architecture's default is not 3
-CHANS = {name: 1 for name in PIXELVAE if "_mlp_" in name}
+CHANS = {name: 1 for name in PIXELVAE + M2 if "_mlp_" in name}
 
 
 def _x(name: str, chans: int | None = None, batch: int = 2) -> torch.Tensor:

@@ -20,6 +20,7 @@ from patchvae.models import (
     Classifier,
     Discriminator,
     GlobalVAE,
+    M2VAE,
     PatchVAE,
     PixelVAE,
     ResNetTrunk,
@@ -52,6 +53,8 @@ ARCHITECTURES = {
        for size in ("", "_small")},
     **{f"sixt2018_patch_p{p}_i{i}": SixtPatchVAE for p, i in ((3, 1), (9, 1), (9, 3), (15, 1), (15, 3), (15, 5))},
     **{f"sixt2018_vae_{d}d": GlobalVAE for d in (32, 256, 4096)},
+    **{f"m2_{arch}_{dec}{size}": M2VAE for arch in ("mlp", "conv") for dec in ("m2", "lpvae_h1", "lpvae_h2")
+       for size in ("", "_small")},
 }
 
 pytestmark = pytest.mark.usefixtures("single_thread", "isolated_zoo")  # tests register their own weights

@@ -49,6 +49,9 @@ def _add_source_and_data(parser: argparse.ArgumentParser) -> None:
                              "always use the dataset's) (default: weights)")
     parser.add_argument("--limit-train", type=int, default=None, metavar="N",
                         help="random subset of N training images (quick runs)")
+    parser.add_argument("--labels-per-class", type=int, default=None, metavar="N",
+                        help="train the probe/classifier on N labelled images per class only: the class-balanced subset "
+                             "a semi-supervised run (objective m2) with the same --seed labels (low-label protocol)")
     parser.add_argument("--limit-test", type=int, default=None, metavar="N", help="random subset of N test images (quick runs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the head, baselines, data order and subsets (default: 0)")
     add_runtime_args(parser, amp=True, amp_default="none", workers=False)
@@ -162,8 +165,24 @@ def _load_data(args: argparse.Namespace) -> Any:
     elif args.preprocessing == "weights" and args.source not in ("random", "supervised"):
         log.info("the preprocessing of %s is unknown: using the dataset's", args.source)
     train = limit_dataset(splits.train, args.limit_train, seed=args.seed)
+    if getattr(args, "labels_per_class", None) is not None:
+        train = _labelled_subset(args, train)
     test = limit_dataset(splits.test, args.limit_test, seed=args.seed + 1)
     return splits._replace(train=train, test=test)
+
+
+def _labelled_subset(args: argparse.Namespace, train: Any) -> Any:
+    """The --labels-per-class subset of the training split (the one ``objective="m2"`` runs label, same seed)."""
+    from patchvae.data.subsets import balanced_label_indices, dataset_labels, take
+
+    if args.limit_train is not None:
+        raise ValueError("pass either --labels-per-class or --limit-train, not both")
+    labels = dataset_labels(train)
+    if labels is None:
+        raise ValueError(f"--labels-per-class needs a training split that knows its labels; {type(train).__name__} does not")
+    indices = balanced_label_indices(labels, args.labels_per_class, args.seed)
+    log.info("training on %d labelled images (%d per class, seed %d)", len(indices), args.labels_per_class, args.seed)
+    return take(train, indices)
 
 
 def _weights_data_config(source: str) -> Any:
@@ -257,7 +276,8 @@ def _write(args: argparse.Namespace, command: str, results: list[Any], source: A
 
     path = save_results(
         args.out, results, command=command, argv=sys.argv[1:], source=args.source, backbone=source.name,
-        dataset=args.dataset, limit_train=args.limit_train, limit_test=args.limit_test, **extra,
+        dataset=args.dataset, limit_train=args.limit_train, limit_test=args.limit_test,
+        labels_per_class=getattr(args, "labels_per_class", None), **extra,
     )
     log.info("wrote %s", path)
 

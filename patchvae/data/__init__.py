@@ -8,6 +8,9 @@ from .fashion_mnist import find_fashion_mnist, load_fashion_mnist
 from .image_folder import load_image_folder, load_imagenet
 from .image_list import ImageListDataset
 from .indoor67 import load_indoor67
+from .mnist import find_mnist, load_mnist
+from .svhn import find_svhn, load_svhn
+from .subsets import balanced_label_indices
 from .loaders import EpochBatches
 from .memory import BatchLoader, BatchPreprocess, ImageTensorDataset, fit_to_size, match_channels
 from .patches import crop_at, fixed_patches, patch_positions, random_patches
@@ -51,7 +54,12 @@ __all__ = [
     "load_image_folder",
     "load_imagenet",
     "load_indoor67",
+    "load_mnist",
     "load_places205",
+    "load_svhn",
+    "find_mnist",
+    "find_svhn",
+    "balanced_label_indices",
     "match_channels",
     "resolve_data_config",
 ]

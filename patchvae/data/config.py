@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CIFAR", "FASHION_MNIST", "IMAGENET", "IMAGENET_NORMALIZATION", "MINUS_ONE_TO_ONE", "SCENES_64", "DataConfig"]
+__all__ = ["CIFAR", "FASHION_MNIST", "IMAGENET", "IMAGENET_NORMALIZATION", "MINUS_ONE_TO_ONE", "MNIST", "SCENES_64", "SVHN", "DataConfig"]
 
 #: mean/std mapping [0, 1] pixels to [-1, 1], the range of the decoders' tanh output.
 MINUS_ONE_TO_ONE = (0.5, 0.5)
@@ -141,6 +141,10 @@ class DataConfig:
 #: Fashion-MNIST: 28×28 images centred on a black 32×32 canvas (other sizes: shorter side to 28 first).
 FASHION_MNIST = DataConfig((1, 32, 32), (0.5,), (0.5,), resize_mode="pad", crop_pct=32 / 28)
 CIFAR = DataConfig((3, 32, 32), *IMAGENET_NORMALIZATION)
+#: MNIST as Fashion-MNIST (28×28 grey padded to 32×32, [-1, 1]); likelihood models use their own 28×28 config.
+MNIST = FASHION_MNIST
+#: SVHN at 32×32 with ImageNet statistics, no flips (digits), as CIFAR.
+SVHN = CIFAR
 #: Indoor67 / Places205 at 64×64: resize + centre crop, flips in training (the authors' train transform).
 SCENES_64 = DataConfig((3, 64, 64), *IMAGENET_NORMALIZATION, hflip=True)
 #: ImageNet at 224×224 (paper Table 2).

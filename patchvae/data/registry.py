@@ -30,11 +30,13 @@ from torch.utils.data import Dataset
 
 from .cifar10 import load_cifar10
 from .cifar100 import load_cifar100
-from .config import CIFAR, FASHION_MNIST, IMAGENET, SCENES_64, DataConfig
+from .config import CIFAR, FASHION_MNIST, IMAGENET, MNIST, SCENES_64, SVHN, DataConfig
 from .fashion_mnist import load_fashion_mnist
 from .image_folder import IMAGENET_NUM_CLASSES, load_image_folder, load_imagenet
 from .indoor67 import INDOOR67_NUM_CLASSES, load_indoor67
+from .mnist import load_mnist
 from .places205 import PLACES205_NUM_CLASSES, load_places205
+from .svhn import load_svhn
 from .transforms import create_transform
 
 __all__ = ["DATASETS", "DatasetSpec", "data_config_for", "dataset_spec", "default_data_root", "get_dataset"]
@@ -90,6 +92,10 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType({
               in_memory=True, downloadable=True),
         _spec("cifar100", "CIFAR-100, 32x32 as is, no flips", 100, "test", CIFAR,
               "cifar-100-python/{train,test,meta}", in_memory=True, downloadable=True),
+        _spec("mnist", "MNIST, 28x28 grayscale padded to 32x32", 10, "test", MNIST,
+              "the four IDX files (train-images-idx3-ubyte[.gz], ...) or MNIST/raw/", in_memory=True, downloadable=True),
+        _spec("svhn", "SVHN cropped digits, 32x32 RGB as is (train and test; not extra)", 10, "test", SVHN,
+              "train_32x32.mat, test_32x32.mat (needs SciPy)", in_memory=True, downloadable=True),
         _spec("indoor67", "MIT Indoor67, resized and centre-cropped to 64x64, flips", INDOOR67_NUM_CLASSES, "test",
               SCENES_64, "Images/<class>/*.jpg, TrainImages.txt, TestImages.txt"),
         _spec("places205", "Places205, resized and centre-cropped to 64x64, flips", PLACES205_NUM_CLASSES, "val",
@@ -154,7 +160,7 @@ def get_dataset(
             for ``root`` itself.
         train_transform: on-disk datasets: use the training transform (random flips where the paper
             uses them). In-memory datasets are not transformed (use ``BatchPreprocess``).
-        download: fetch Fashion-MNIST / CIFAR-10 / CIFAR-100 if missing; the others cannot be downloaded.
+        download: fetch Fashion-MNIST / MNIST / SVHN / CIFAR-10 / CIFAR-100 if missing; the others cannot be downloaded.
         image_size: on-disk datasets: replaces the paper's input size of the default transform (required
             for "imagefolder" without ``transform``). For in-memory datasets pass it to :func:`data_config_for`.
         transform: replaces the default transform of an on-disk dataset (e.g. ``create_transform(model)``).
@@ -187,6 +193,10 @@ def get_dataset(
         return load_cifar10(root, train=split != "test", download=download)
     if name == "cifar100":
         return load_cifar100(root, train=split != "test", download=download)
+    if name == "mnist":
+        return load_mnist(root, train=split != "test", download=download)
+    if name == "svhn":
+        return load_svhn(root, train=split != "test", download=download)
     if transform is None:
         transform = create_transform(data_config_for(name, image_size=image_size), is_training=train_transform)
     return _DISK_LOADERS[name](root, split, transform)

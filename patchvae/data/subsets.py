@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, Subset
 
 from .memory import ImageTensorDataset
 
-__all__ = ["dataset_labels", "holdout_indices", "random_subset", "subset_indices", "take"]
+__all__ = ["balanced_label_indices", "dataset_labels", "holdout_indices", "random_subset", "subset_indices", "take"]
 
 
 def dataset_labels(dataset: Dataset) -> torch.Tensor | None:
@@ -98,3 +98,26 @@ def take(dataset: Dataset, indices: torch.Tensor) -> Dataset:
     if isinstance(dataset, ImageTensorDataset):
         return dataset.subset(indices)
     return Subset(dataset, indices.tolist())
+
+
+def balanced_label_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """A class-balanced labelled subset: ``per_class`` random indices of every class in ``labels`` (N,), sorted.
+
+    Deterministic in ``seed`` (a different seed draws a different subset); semi-supervised runs label these
+    items and keep every item of the split as unlabelled data (Zhang et al. 2022 §6, Kingma et al. 2014).
+
+    Raises:
+        ValueError: ``per_class`` is not an int >= 1, or a class has fewer items than ``per_class``.
+    """
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"labels per class must be an int >= 1, got {per_class!r}")
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for cls in labels.unique().tolist():
+        members = (labels == cls).nonzero().flatten()
+        if len(members) < per_class:
+            raise ValueError(f"class {cls} has {len(members)} item(s), fewer than the {per_class} labels per class asked "
+                             f"for: lower labels_per_class or use more data")
+        chosen.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
+    return torch.cat(chosen).sort().values

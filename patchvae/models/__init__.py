@@ -25,6 +25,7 @@ from .classifier import FREEZE_PRESETS, Classifier
 from .gan import BiGAN, BiGANCode, BiGANEncoder, BiGANOutput, Discriminator, JointDiscriminator
 from .layers import PyramidDecoder
 from .likelihoods import DiscretizedLogisticMixture, bits_per_dim
+from .m2 import M2VAE, M2Output
 from .patchvae import PatchEncoder, PatchPosterior, PatchVAE, PatchVAEOutput
 from .pixelcnn import FullPixelCNNHead, LocalPixelCNNHead, MaskedConv2d
 from .pixelvae import PixelVAE, PixelVAEDecoder, PixelVAEOutput
@@ -52,6 +53,8 @@ __all__ = [
     "JointDiscriminator",
     "LikelihoodModel",
     "LocalPixelCNNHead",
+    "M2Output",
+    "M2VAE",
     "MaskedConv2d",
     "PatchEncoder",
     "PatchPosterior",

@@ -34,7 +34,8 @@ class Recipe:
     model_args: Mapping[str, Any] = field(default_factory=dict)
     #: "elbo": the negative ELBO of a model with a discrete likelihood (Zhang et al. 2022 PixelVAEs; inputs are
     #: the model's own preprocessing, see patchvae.training.data)
-    objective: Literal["patchvae", "beta_vae", "bigan", "elbo"] = "patchvae"
+    #: "m2": the semi-supervised M2 bound of Zhang et al. 2022 §6 (labelled subset: objective_args.labels_per_class)
+    objective: Literal["patchvae", "beta_vae", "bigan", "elbo", "m2"] = "patchvae"
     objective_args: Mapping[str, Any] = field(default_factory=dict)  #: e.g. beta_vis, weighted (L_w)
     split: str = "train"  #: dataset split used for unsupervised training
     image_size: int = 32

@@ -13,13 +13,23 @@ import torch
 from torch.utils.data import Dataset
 
 from ..data import DataConfig, EpochBatches, create_transform, data_config_for, dataset_spec, get_dataset
-from ..data.subsets import holdout_indices, random_subset, take
+from ..data.subsets import balanced_label_indices, dataset_labels, holdout_indices, random_subset, take
 from ..recipes import Recipe
 from .distributed import World
 
-__all__ = ["RunData", "build_run_data", "likelihood_data_config", "load_split"]
+__all__ = ["LabelledData", "RunData", "build_run_data", "labelled_data", "likelihood_data_config", "load_split"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelledData:
+    """The labelled part of a semi-supervised run: a class-balanced subset of the training split."""
+
+    batches: EpochBatches  #: shuffled, augmented batches of the labelled images, cycled by the task
+    indices: torch.Tensor  #: their positions in the training split (sorted), recorded with the run
+    num_labelled: int  #: N
+    num_unlabelled: int  #: M: every training image (the labelled ones included, as the reference code)
 
 
 @dataclass
@@ -32,6 +42,7 @@ class RunData:
     preview: EpochBatches | None = None
     #: what was loaded: data_dir, train_split, eval_split, val_fraction (recorded with the run)
     info: dict[str, Any] = field(default_factory=dict)
+    labelled: LabelledData | None = None  #: semi-supervised runs (objective "m2") only
 
     def set_epoch(self, epoch: int) -> None:
         self.train.set_epoch(epoch)
@@ -119,7 +130,7 @@ def build_run_data(
         raise ValueError(f"batch_size {recipe.batch_size} is not divisible by the {world.size} processes")
     per_rank = recipe.batch_size // world.size
     size = recipe.image_size
-    own = likelihood_data_config(recipe) if recipe.objective == "elbo" else None
+    own = likelihood_data_config(recipe) if recipe.objective in ("elbo", "m2") else None
     split = _train_split(recipe, data_dir)
     train_ds, config = load_split(recipe.dataset, data_dir, split, train_transform=True, image_size=size,
                                   download=download, config=own)
@@ -145,7 +156,14 @@ def build_run_data(
                 "to evaluate on a held-out fraction of the training images, or --val-fraction 0 to train without evaluation"
             ) from err
         info["eval_split"] = name
+    labelled = None
+    if recipe.objective == "m2":  # drawn from the whole training split (after any held-out part), before --train-subset
+        labelled = labelled_data(recipe, train_ds, config, device)
+        info["labelled"] = {"labels_per_class": int(recipe.objective_args["labels_per_class"]),
+                            "num_labelled": labelled.num_labelled, "seed": recipe.seed}
     train_ds = _limit(train_ds, train_subset, recipe.seed, "train-subset")
+    if labelled is not None:
+        labelled.num_unlabelled = len(train_ds)
     eval_ds = _limit(eval_ds, eval_subset, recipe.seed, "eval-subset") if eval_ds is not None else None
     common = {"data_config": config, "seed": recipe.seed, "device": device, "num_workers": num_workers}
     train = EpochBatches(train_ds, batch_size=per_rank, train=True, rank=world.rank, world_size=world.size, **common)
@@ -158,4 +176,27 @@ def build_run_data(
         raise ValueError(
             f"{len(train_ds)} training images give no full batch of {per_rank} per process; lower batch_size or use more data"
         )
-    return RunData(train, evaluate, config, len(train_ds), preview, info)
+    return RunData(train, evaluate, config, len(train_ds), preview, info, labelled)
+
+
+def labelled_data(recipe: Recipe, train_ds: Dataset, config: DataConfig, device: torch.device) -> LabelledData:
+    """``objective_args.labels_per_class`` labelled images per class of ``train_ds``, seeded by the recipe's seed.
+
+    Batches of ``objective_args.labelled_batch_size`` (default: the recipe's batch, at most N), shuffled and
+    augmented as the training images; the same on every process (the labelled set is small).
+    """
+    args = recipe.objective_args
+    if "labels_per_class" not in args:
+        raise ValueError(f"recipe {recipe.name}: objective 'm2' needs objective_args.labels_per_class (e.g. --set "
+                         "objective_args.labels_per_class=10 for 100 labels of 10 classes)")
+    labels = dataset_labels(train_ds)
+    if labels is None:
+        raise ValueError(f"recipe {recipe.name}: semi-supervised training needs a labelled training split; "
+                         f"{type(train_ds).__name__} does not expose its labels")
+    indices = balanced_label_indices(labels, args["labels_per_class"], recipe.seed)
+    batch = min(int(args.get("labelled_batch_size", recipe.batch_size)), len(indices))
+    batches = EpochBatches(take(train_ds, indices), batch_size=batch, train=True, data_config=config,
+                           seed=recipe.seed + 1, device=device)
+    log.info("semi-supervised: %d labelled images (%d per class, seed %d), labelled batches of %d",
+             len(indices), args["labels_per_class"], recipe.seed, batch)
+    return LabelledData(batches, indices, len(indices), len(train_ds))

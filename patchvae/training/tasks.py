@@ -27,13 +27,14 @@ from ..losses import (
     real_loss,
     reconstruction_loss,
 )
-from ..models import BiGAN, Discriminator, PatchVAE
+from ..models import BiGAN, Discriminator, M2VAE, PatchVAE
 from ..recipes import Recipe
+from .data import LabelledData
 from .distributed import World, wrap_ddp
 from .gemm_grads import use_gemm_weight_grads
 from .images import save_reconstructions, save_samples, save_visibility_maps
 
-__all__ = ["BiGANTask", "ELBOTask", "Task", "VAETask", "make_task"]
+__all__ = ["BiGANTask", "ELBOTask", "M2Task", "Task", "VAETask", "m2_alpha", "make_task"]
 
 Parts = dict[str, torch.Tensor]
 
@@ -108,8 +109,9 @@ class Task:
     def train_step(self, x: torch.Tensor, step: int) -> Parts:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:  # pragma: no cover
-        """Eval-mode loss parts of batch ``x``; models with part visibility also feed ``part_health``."""
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None,
+                  labels: torch.Tensor | None = None) -> Parts:  # pragma: no cover
+        """Eval-mode loss parts of batch ``x`` (with its ``labels``); models with part visibility also feed ``part_health``."""
         raise NotImplementedError
 
     def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:  # pragma: no cover
@@ -172,7 +174,8 @@ class VAETask(Task):
         return {k: v.detach() for k, v in logs.items()}
 
     @torch.no_grad()
-    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None,
+                  labels: torch.Tensor | None = None) -> Parts:
         with self.autocast():
             out = self._forward(x, step, net=self.model, sample=True)
         if part_health is not None and getattr(out, "visibility_probs", None) is not None:
@@ -244,7 +247,8 @@ class BiGANTask(Task):
         }
 
     @torch.no_grad()
-    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None,
+                  labels: torch.Tensor | None = None) -> Parts:
         with self.autocast():
             recon = self.model.reconstruct(x)
         return {"reconstruction": reconstruction_loss(recon, x)}
@@ -335,7 +339,8 @@ class ELBOTask(Task):
         return {k: v.detach() for k, v in parts.items()}
 
     @torch.no_grad()
-    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None) -> Parts:
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None,
+                  labels: torch.Tensor | None = None) -> Parts:
         if self.patch_size is not None:  # the same positions every epoch: batch k of the eval pass uses seed k
             gen = torch.Generator(device=x.device).manual_seed(self._eval_batches)
             self._eval_batches += 1
@@ -357,9 +362,138 @@ class ELBOTask(Task):
         save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", self.model.sample(16), data_config)
 
 
-def make_task(model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None) -> Task:
+def m2_alpha(num_labelled: int, num_unlabelled: int, rate: float = 0.1, formula: str = "reference") -> float:
+    """α, the weight of the labelled classification loss of M2 (spec §2.11, §6.8).
+
+    ``"reference"`` (default): r(N+M)/N, the reference code's and the usual M2 practice (counted here in images;
+    the code counts mini-batches, which differs only by rounding); ``"paper"``: r(N+M)/M as Zhang et al. print it.
+    N labelled, M unlabelled images, r the supervision rate (0.1).
+    """
+    if formula not in ("reference", "paper"):
+        raise ValueError(f"alpha_formula must be 'reference' (r(N+M)/N) or 'paper' (r(N+M)/M), got {formula!r}")
+    if num_labelled < 1 or num_unlabelled < 1:
+        raise ValueError(f"alpha needs N >= 1 labelled and M >= 1 unlabelled images, got N={num_labelled}, M={num_unlabelled}")
+    total = num_labelled + num_unlabelled
+    return rate * total / (num_labelled if formula == "reference" else num_unlabelled)
+
+
+class M2Task(Task):
+    """Semi-supervised M2 (Zhang et al. 2022 §6, eq. 11): per step one unlabelled batch (the trainer's: one epoch is
+    one pass over every training image) and the next labelled batch (cycled, a function of the step, so a resumed
+    run sees the same batches). Loss, nats per image:
+
+        mean(−ELBO(x_l, y_l)) + mean(−ELBO(x_u)) + α · mean(−log q(y_l | x_l))
+
+    ``objective_args``: ``labels_per_class`` (required); ``alpha`` (a number; default from ``alpha_formula``
+    "reference" r(N+M)/N or "paper" r(N+M)/M with ``supervision_rate`` r = 0.1: :func:`m2_alpha`);
+    ``labelled_batch_size``; ``supervised_only`` (train q(y | x) on the labelled images alone, the
+    supervised baseline on the same labels); ``generative_accuracy`` (also evaluate argmax_y ELBO(x, y)).
+    Eval logs the test accuracy of q(y | x) (``accuracy``, %), its cross entropy and the labelled −ELBO.
+    """
+
+    OBJECTIVE_ARGS = ("labels_per_class", "alpha", "alpha_formula", "supervision_rate", "labelled_batch_size",
+                      "supervised_only", "generative_accuracy")
+
+    def __init__(self, model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None,
+                 labelled: LabelledData | None):
+        super().__init__(recipe, device, world, amp_dtype)
+        args = dict(recipe.objective_args)
+        unknown = sorted(set(args) - set(self.OBJECTIVE_ARGS))
+        if unknown:
+            raise ValueError(f"recipe {recipe.name}: objective 'm2' takes objective_args {', '.join(self.OBJECTIVE_ARGS)}; "
+                             f"got {unknown}")
+        if not isinstance(model, M2VAE):
+            raise ValueError(f"recipe {recipe.name}: objective 'm2' needs an M2 model (m2_*), got {type(model).__name__}")
+        if labelled is None:
+            raise ValueError(f"recipe {recipe.name}: objective 'm2' needs the labelled subset (built by build_run_data)")
+        self.model = model
+        self.labelled = labelled
+        self.supervised_only = bool(args.get("supervised_only", False))
+        self.generative_accuracy = bool(args.get("generative_accuracy", False))
+        if "alpha" in args:
+            self.alpha = float(args["alpha"])
+        else:
+            self.alpha = m2_alpha(labelled.num_labelled, labelled.num_unlabelled, float(args.get("supervision_rate", 0.1)),
+                                  str(args.get("alpha_formula", "reference")))
+        if not self.alpha >= 0:
+            raise ValueError(f"recipe {recipe.name}: objective_args.alpha must be >= 0, got {self.alpha}")
+        if self.supervised_only and world.distributed:
+            raise ValueError(f"recipe {recipe.name}: objective_args.supervised_only trains on the few labelled images "
+                             "alone: run it in one process (no torchrun)")
+        self._cursor: tuple[int, int] | None = None  # (cycle, next batch) of the labelled iterator
+        self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(())
+        self.net = wrap_ddp(model, world, device)
+        self.modules["model"] = model
+        self._adam("model", model.parameters(), recipe.lr)
+
+    def labelled_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The labelled batch of global step ``step``: batch ``step % L`` of cycle ``step // L`` (L batches per cycle)."""
+        per_cycle = len(self.labelled.batches)
+        cycle, index = divmod(step, per_cycle)
+        if self._cursor != (cycle, index):  # a new cycle, or a resumed run: re-position the iterator
+            self.labelled.batches.set_epoch(cycle)
+            self._batches = iter(self.labelled.batches)
+            for _ in range(index):
+                next(self._batches)
+        batch = next(self._batches)
+        self._cursor = (cycle, index + 1) if index + 1 < per_cycle else None
+        return batch
+
+    def _labelled_parts(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Parts]:
+        out = net(x, y)
+        ce = F.cross_entropy(out.class_logits.float(), y)
+        accuracy = (out.class_logits.argmax(1) == y).float().mean() * 100
+        return ce, {"labelled_nelbo": -out.elbo.mean(), "cross_entropy": ce, "labelled_accuracy": accuracy}
+
+    def train_step(self, x: torch.Tensor, step: int) -> Parts:
+        x_l, y_l = self.labelled_batch(step)
+        if self.recipe.channels_last:
+            x_l = x_l.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            if self.supervised_only:
+                logits = self.model.classify(x_l)
+                loss = F.cross_entropy(logits.float(), y_l)
+                parts: Parts = {"cross_entropy": loss, "labelled_accuracy": (logits.argmax(1) == y_l).float().mean() * 100}
+            else:
+                ce, parts = self._labelled_parts(self.net, x_l, y_l)
+                unlabelled = -self.net(x).elbo.mean()
+                loss = parts["labelled_nelbo"] + unlabelled + self.alpha * ce
+                parts["unlabelled_nelbo"] = unlabelled
+        parts["loss"] = loss
+        self._zero("model")
+        self._backward("model", loss)
+        self._step("model")
+        return {k: v.detach() for k, v in parts.items()}
+
+    @torch.no_grad()
+    def eval_step(self, x: torch.Tensor, step: int, part_health: PartHealthAccumulator | None = None,
+                  labels: torch.Tensor | None = None) -> Parts:
+        if labels is None:
+            raise ValueError("M2 evaluation needs the eval split's labels (the test accuracy of q(y | x))")
+        with self.autocast():
+            ce, parts = self._labelled_parts(self.model, x, labels)
+        parts = {"loss": parts["labelled_nelbo"] + self.alpha * ce, "accuracy": parts.pop("labelled_accuracy"), **parts}
+        parts["bpd"] = parts["labelled_nelbo"] / (x[0].numel() * math.log(2.0))
+        if self.generative_accuracy:
+            parts["generative_accuracy"] = (self.model.generative_classify(x) == labels).float().mean() * 100
+        return parts
+
+    @torch.no_grad()
+    def save_images(self, out_dir: Path, epoch: int, x: torch.Tensor, data_config: DataConfig) -> None:
+        if self.supervised_only:
+            return
+        x = x[:8]
+        save_reconstructions(out_dir / f"epoch_{epoch:03d}_reconstructions.png", x, self.model.reconstruct(x), data_config)
+        labels = torch.arange(self.model.num_labels, device=x.device).repeat(2)  # two draws of every class
+        save_samples(out_dir / f"epoch_{epoch:03d}_samples.png", self.model.sample(len(labels), labels), data_config)
+
+
+def make_task(model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None,
+              labelled: LabelledData | None = None) -> Task:
     if recipe.gemm_weight_grads and device.type == "cpu" and amp_dtype == torch.bfloat16:
         use_gemm_weight_grads(model)
+    if recipe.objective == "m2":
+        return M2Task(model, recipe, device, world, amp_dtype, labelled)
     if recipe.objective == "elbo":
         return ELBOTask(model, recipe, device, world, amp_dtype)
     if recipe.family == "bigan":

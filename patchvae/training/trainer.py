@@ -242,7 +242,7 @@ def _run(
     model.data_config = data.data_config.with_channels(model.in_chans)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    task = make_task(model, recipe, device, world, amp_dtype)
+    task = make_task(model, recipe, device, world, amp_dtype, labelled=data.labelled)
     if recipe.compile != "none":
         task.compile(mode=None if recipe.compile == "default" else recipe.compile)
     torch.manual_seed(recipe.seed + 7919 * (world.rank + 1))  # per-process sampling noise
@@ -378,8 +378,8 @@ def _flush(window: dict[str, torch.Tensor], n: int, sums: dict[str, float], step
 def _evaluate(task: Any, loader: Any, step: int, part_health: PartHealthAccumulator | None = None) -> dict[str, float]:
     sums: dict[str, float] = defaultdict(float)
     count = 0
-    for x, _ in loader:
-        parts = task.eval_step(x, step, part_health=part_health)
+    for x, y in loader:
+        parts = task.eval_step(x, step, part_health=part_health, labels=y)
         for k, v in parts.items():
             sums[k] += float(v) * x.shape[0]
         count += x.shape[0]
