@@ -40,13 +40,13 @@ def _normalized(color: tuple[int, int, int]) -> torch.Tensor:
 def test_registry_lists_the_paper_datasets_and_rejects_unknown_names():
     assert set(DATASETS) == {"fashion_mnist", "mnist", "svhn", "cifar10", "cifar100", "indoor67", "places205", "imagenet", "imagefolder"}
     assert {n: DATASETS[n].num_classes for n in DATASETS} == {
-        "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "indoor67": 67, "places205": 205, "imagenet": 1000, "imagefolder": None,
+        "fashion_mnist": 10, "mnist": 10, "svhn": 10, "cifar10": 10, "cifar100": 100, "indoor67": 67, "places205": 205, "imagenet": 1000, "imagefolder": None,
     }
     assert DATASETS["indoor67"].splits == ("unsupervised", "train", "test")
     assert DATASETS["places205"].eval_split == DATASETS["imagenet"].eval_split == "val"
-    for call in (lambda: get_dataset("mnist", "/nowhere", "train", train_transform=False),
-                 lambda: data_config_for("mnist"), lambda: dataset_spec("mnist")):
-        with pytest.raises(ValueError, match="unknown dataset 'mnist'.*cifar100.*indoor67.*places205.*imagenet"):
+    for call in (lambda: get_dataset("usps", "/nowhere", "train", train_transform=False),
+                 lambda: data_config_for("usps"), lambda: dataset_spec("usps")):
+        with pytest.raises(ValueError, match="unknown dataset 'usps'.*cifar100.*indoor67.*places205.*imagenet"):
             call()
 
 
