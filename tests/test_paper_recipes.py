@@ -32,7 +32,9 @@ def test_all_paper_runs_are_covered():
 
 @pytest.mark.parametrize("name", PAPER_RECIPES)
 def test_paper_recipe_trains_one_step(name, data_roots, tmp_path, monkeypatch):
+    # one step: the 390-step epochs of the Indoor67/Places205/ImageNet recipes shortened (tests/test_step_epochs.py)
     recipe = get_recipe(name).with_overrides({"epochs": 1, "batch_size": 2})
+    recipe = recipe.replace(steps_per_epoch=min(recipe.steps_per_epoch, 1))
     if recipe.dataset == "cifar100":
         patch_cifar100_md5(data_roots["cifar100"] / "cifar-100-python", monkeypatch)
     result = train(recipe, tmp_path, data_dir=data_roots[recipe.dataset], train_subset=2, eval_subset=2,

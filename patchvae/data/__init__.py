@@ -11,7 +11,7 @@ from .indoor67 import load_indoor67
 from .mnist import find_mnist, load_mnist
 from .svhn import find_svhn, load_svhn
 from .subsets import balanced_label_indices
-from .loaders import EpochBatches
+from .loaders import EpochBatches, FixedStepBatches
 from .memory import BatchLoader, BatchPreprocess, ImageTensorDataset, fit_to_size, match_channels
 from .patches import crop_at, fixed_patches, patch_positions, random_patches
 from .places205 import load_places205
@@ -36,6 +36,7 @@ __all__ = [
     "DataConfig",
     "DatasetSpec",
     "EpochBatches",
+    "FixedStepBatches",
     "ImageListDataset",
     "ImageTensorDataset",
     "create_transform",

@@ -5,6 +5,9 @@
 * Any other ``Dataset`` must yield transformed ``(float image (C, H, W), label)`` pairs; it goes
   through a ``DataLoader``.
 
+:class:`FixedStepBatches` turns them into epochs of a fixed number of steps (the authors' ``run.py``:
+390 steps on every dataset), cycling through reshuffled passes.
+
 Both shard the data across ``torch.distributed`` processes (``DistributedSampler`` semantics, also
 for one process), and the order and augmentation of epoch ``e`` depend only on ``(seed, e)``: call
 :meth:`EpochBatches.set_epoch` before each epoch. Training batches are shuffled and drop the last
@@ -22,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .config import DataConfig
 from .memory import BatchLoader, BatchPreprocess, ImageTensorDataset
 
-__all__ = ["EpochBatches"]
+__all__ = ["EpochBatches", "FixedStepBatches"]
 
 
 class EpochBatches:
@@ -91,3 +94,56 @@ class EpochBatches:
                 )
             labels = torch.as_tensor(labels).long()
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+
+
+class FixedStepBatches:
+    """Epochs of exactly ``steps_per_epoch`` training batches, drawn from a stream of reshuffled passes of ``batches``.
+
+    The authors' ``run.py`` counts an epoch as a fixed 390 steps on every dataset: one pass of CIFAR at batch
+    128, but ~3.5 passes of Indoor67 and a fraction of a pass of Places205 or ImageNet. Epoch ``e`` is the
+    global batches ``e * steps_per_epoch ... (e + 1) * steps_per_epoch - 1`` of the stream, where pass ``p``
+    is ``batches`` after ``set_epoch(p)``: the batches of an epoch depend only on ``(seed, e)``, so a resumed
+    run sees the same batches as an uninterrupted one. An uninterrupted run keeps its place in the stream;
+    a resume into the middle of a pass skips that pass's first batches once.
+    """
+
+    def __init__(self, batches: EpochBatches, steps_per_epoch: int) -> None:
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
+        self.passes = len(batches)
+        if self.passes == 0:
+            raise ValueError("the training batches are empty: no full batch to draw fixed-step epochs from")
+        self.batches = batches
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0
+        self._stream: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._position = -1  #: the global batch index the live stream yields next (-1: none)
+        self._pass = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def _open(self, position: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """A stream positioned at global batch ``position``: its pass, with that pass's earlier batches skipped."""
+        self._pass, skip = divmod(position, self.passes)
+        self.batches.set_epoch(self._pass)
+        stream = iter(self.batches)
+        for _ in range(skip):
+            next(stream)
+        return stream
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        start = self.epoch * self.steps_per_epoch
+        if self._stream is None or self._position != start:
+            self._stream, self._position = self._open(start), start
+        for _ in range(self.steps_per_epoch):
+            try:
+                batch = next(self._stream)
+            except StopIteration:  # the pass is over: the next one, reshuffled
+                self._stream = self._open(self._position)
+                batch = next(self._stream)
+            self._position += 1
+            yield batch

@@ -58,6 +58,9 @@ class Recipe:
     paper_ref: str = ""  #: where the run comes from, e.g. "Table 1, PatchVAE + L_w, CIFAR100"
     finetune_protocol: str = ""  #: evaluation protocol preset (patchvae.evaluation) matching the dataset
     notes: tuple[str, ...] = ()
+    #: 0: an epoch is one pass over the training set; N: exactly N steps, cycling through reshuffled passes
+    #: (the authors' run.py counts 390 steps per epoch on every dataset; patchvae.data.FixedStepBatches)
+    steps_per_epoch: int = 0
 
     def __post_init__(self) -> None:
         if self.family not in ("vae", "vae_gan", "bigan"):
@@ -67,6 +70,9 @@ class Recipe:
         for attr in ("epochs", "batch_size", "image_size"):
             if getattr(self, attr) < 1:
                 raise ValueError(f"{self.name}: {attr} must be >= 1, got {getattr(self, attr)}")
+        if isinstance(self.steps_per_epoch, bool) or not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 0:
+            raise ValueError(f"{self.name}: steps_per_epoch must be 0 (one pass per epoch) or a number of steps >= 1, "
+                             f"got {self.steps_per_epoch!r}")
         if not self.lr > 0:
             raise ValueError(f"{self.name}: lr must be > 0, got {self.lr}")
 

@@ -39,6 +39,7 @@ def folder_recipe(row: str, image_size: int = FOLDER_IMAGE_SIZE) -> Recipe:
         split="train",
         image_size=image_size,
         epochs=_FOLDER_EPOCHS,
+        steps_per_epoch=0,  # an epoch is a pass over your images (the Indoor67 recipe counts the authors' 390 steps)
         model_args=model_args,
         paper_ref=f"Table 1 hyper-parameters (Indoor67), {row}, on an image folder",
         finetune_protocol="paper_indoor67",

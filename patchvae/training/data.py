@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..data import DataConfig, EpochBatches, create_transform, data_config_for, dataset_spec, get_dataset
+from ..data import DataConfig, EpochBatches, FixedStepBatches, create_transform, data_config_for, dataset_spec, get_dataset
 from ..data.subsets import balanced_label_indices, dataset_labels, holdout_indices, random_subset, take
 from ..recipes import Recipe
 from .distributed import World
@@ -34,7 +34,9 @@ class LabelledData:
 
 @dataclass
 class RunData:
-    train: EpochBatches  #: yields (images (B, C, H, W) normalised, labels), sharded across processes
+    #: yields (images (B, C, H, W) normalised, labels), sharded across processes; FixedStepBatches when the recipe
+    #: fixes the steps per epoch
+    train: EpochBatches | FixedStepBatches
     eval: EpochBatches | None
     data_config: DataConfig
     num_train: int
@@ -176,6 +178,10 @@ def build_run_data(
         raise ValueError(
             f"{len(train_ds)} training images give no full batch of {per_rank} per process; lower batch_size or use more data"
         )
+    if recipe.steps_per_epoch:
+        log.info("an epoch is %d steps (%.2f passes of the %d training images)", recipe.steps_per_epoch,
+                 recipe.steps_per_epoch / len(train), len(train_ds))
+        train = FixedStepBatches(train, recipe.steps_per_epoch)
     return RunData(train, evaluate, config, len(train_ds), preview, info, labelled)
 
 

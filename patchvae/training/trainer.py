@@ -14,6 +14,7 @@ A run directory holds::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -55,6 +56,9 @@ _RESUMABLE_CHANGES = frozenset({"epochs", "name", "description", "notes", "gemm_
 _RUN_DATA_KEYS = ("train_subset", "num_train", "steps_per_epoch")
 
 
+_RECIPE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Recipe) if f.default is not dataclasses.MISSING}
+
+
 class TrainingDivergedError(RuntimeError):
     """A loss, the eval loss or a weight became NaN/Inf. The message names the last good checkpoint, which is intact."""
 
@@ -71,7 +75,8 @@ class TrainResult:
 
 def _check_resume(meta: dict[str, Any], recipe: Recipe, path: Path, run: dict[str, Any]) -> None:
     """Refuse to resume with a recipe or training data other than the checkpoint's; log the allowed changes."""
-    saved, current = meta["recipe"], recipe.to_dict()
+    # fields added to Recipe after the checkpoint was written read as their defaults
+    saved, current = {**_RECIPE_DEFAULTS, **meta["recipe"]}, recipe.to_dict()
     changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
