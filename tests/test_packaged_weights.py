@@ -10,6 +10,7 @@ import torch
 
 import patchvae.models as zoo
 from patchvae.data import BatchPreprocess
+from patchvae.models._papers import get_paper
 from patchvae.models._weights import sha256sum
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -41,7 +42,7 @@ def test_packaged_folder_is_complete_and_intact(name):
     assert folder["sha256"] == cfg.sha256 and folder["metrics"] == dict(cfg.metrics)
     assert folder["description"] == cfg.description and folder["command"] == cfg.command
     card = (path.parent / "README.md").read_text()
-    assert "license: mit" in card and "@inproceedings" in card
+    assert "license: mit" in card and get_paper(cfg.paper).bibtex in card  # the family's own source
     for value in cfg.metrics.values():
         assert f"| {value:g} |" in card, f"model card of {name} does not show {value}"
     assert cfg.command and cfg.eval_command and cfg.protocol and cfg.epochs

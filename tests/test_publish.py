@@ -187,3 +187,24 @@ def test_model_card_is_built_from_the_config_alone():
     meta = _front_matter(card)
     assert meta["license"] == "cc-by-4.0" and meta["datasets"] == ["Indoor67"]
     assert "# beta_vae_resnet9_64.indoor67" in card and "Parameters: 2,547,072" in card and "64×64" in card
+
+
+@pytest.mark.parametrize("arch, cite, layer, backbone", [
+    ("patchvae_resnet9", "gupta2020patchvae", "pooled", True),
+    ("sixt2018_patch_p3_i1", "sixt2018investigation", "dense", False),
+    ("sixt2018_vae_32d", "sixt2018investigation", "latent", False),
+    ("pixelvae_resnet_h1_small", "zhang2022improving", "latent", False),
+])
+def test_model_card_cites_the_familys_paper_and_shows_its_usage(arch, cite, layer, backbone, tmp_path):
+    """Each family's card cites its own source and suggests a layer the model has; only φ families get create_backbone."""
+    from patchvae.models import save_pretrained
+
+    model = create(arch)
+    save_pretrained(model, tmp_path / "src")
+    _, folder = build_publish_folder(tmp_path / "src", tmp_path / "out", name=f"{arch}.mine", repo_id=None, **PROVENANCE)
+    card, config = (folder / "README.md").read_text(), json.loads((folder / "config.json").read_text())
+    assert cite in card and cite in config["citation"] and config["feature_layer"] == layer
+    assert layer in model.representations()
+    assert f'layer="{layer}"' in card and ("create_backbone" in card) == backbone
+    if not backbone:
+        assert "gupta2020patchvae" not in card and "visibility map and an appearance code" not in card

@@ -22,6 +22,7 @@ from typing import Any
 from .._io import atomic_write, save_json
 from ._builder import create, folder_config_dict, read_folder_config
 from ._hub import CONFIG_FILENAME, MODEL_CARD_FILENAME, WEIGHTS_FILENAME, resolve_weights_file
+from ._papers import PAPERS, get_paper
 from ._registry import get_architecture_cfg, get_pretrained_cfg, is_model, list_pretrained, split_model_name_tag
 from ._weights import sha256sum, verify_sha256
 
@@ -39,12 +40,7 @@ log = logging.getLogger(__name__)
 
 ARXIV_ID = "2004.03623"
 PAPER_TITLE = "PatchVAE: Learning Local Latent Codes for Recognition"
-PAPER_BIBTEX = """@inproceedings{gupta2020patchvae,
-  title={PatchVAE: Learning Local Latent Codes for Recognition},
-  author={Kamal Gupta and Saurabh Singh and Abhinav Shrivastava},
-  booktitle={Conference on Computer Vision and Pattern Recognition (CVPR)},
-  year={2020}
-}"""
+PAPER_BIBTEX = PAPERS["gupta2020"].bibtex  #: the PatchVAE paper's (each family's is in patchvae.models._papers)
 
 #: provenance every published weight must state (the model card is built from it)
 PROVENANCE_KEYS = ("dataset", "recipe", "command", "epochs", "metrics", "protocol", "eval_command", "license")
@@ -166,6 +162,7 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
     if repo_id is not None:
         check_repo_id(repo_id)
     license = check_license(config.get("license") or "mit")
+    paper = get_paper(config.get("paper"))
     data = config["data_config"]
     metrics: Mapping[str, float] = config.get("metrics") or {}
     front = [
@@ -195,17 +192,17 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         "",
         _one_line(config.get("description") or f"{config['architecture']} weights").rstrip(".") + ".",
         "",
-        f"PatchVAE (Gupta, Singh, Shrivastava, CVPR 2020, [arXiv:{ARXIV_ID}](https://arxiv.org/abs/{ARXIV_ID})) "
-        "learns a representation of local parts: a visibility map and an appearance code per part. "
-        "These weights load with the `patchvae` library.",
+        f"{paper.summary} These weights load with the `patchvae` library.",
         "",
         "## Usage",
         "",
         "```python",
         *usage,
         f"model = patchvae.models.create({_py_str(name)}, pretrained=True)",
-        f"phi = patchvae.models.create_backbone({_py_str(name)}, pretrained=True)  # φ for fine-tuning",
-        'features = patchvae.extract_features(model, "path/to/images/", layer="pooled")',
+        *([f"phi = patchvae.models.create_backbone({_py_str(name)}, pretrained=True)  # φ for fine-tuning"]
+          if paper.has_backbone else []),
+        f'features = patchvae.extract_features(model, "path/to/images/", '
+        f'layer={_py_str(str(config.get("feature_layer") or paper.feature_layer))})',
         "```",
         "",
         "## Model",
@@ -246,7 +243,7 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         "## Citation",
         "",
         "```bibtex",
-        PAPER_BIBTEX,
+        paper.bibtex,
         "```",
         "",
     ]
@@ -366,7 +363,11 @@ def build_publish_folder(
                 f"{full!r} is registered with sha256 {known}, but the weights to publish have {sha}: publish them "
                 "under a new tag (--name ARCH.NEWTAG)"
             )
-    config = folder_config_dict(model, sha, {**merged, "paper": f"arXiv:{ARXIV_ID}", "citation": PAPER_BIBTEX})
+    paper = get_paper(get_architecture_cfg(arch).paper)
+    layers = model.representations() if hasattr(model, "representations") else {}
+    layer = paper.feature_layer if paper.feature_layer in layers or "latent" not in layers else "latent"
+    config = folder_config_dict(model, sha, {**merged, "paper": paper.reference, "citation": paper.bibtex,
+                                             "feature_layer": layer})
     save_json(directory / CONFIG_FILENAME, config)
     atomic_write(directory / MODEL_CARD_FILENAME, lambda p: p.write_text(model_card(config, repo_id), encoding="utf-8"))
     log.info("wrote %s (sha256 %s) to %s", full, sha, directory)

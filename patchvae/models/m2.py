@@ -474,7 +474,7 @@ def _describe(size: str, decoder: str) -> str:
 
 
 default_cfgs: dict[str, PretrainedCfg] = {
-    _name(size, dec): PretrainedCfg(data_config=M2_MNIST if size.startswith("mlp") else M2_SVHN,
+    _name(size, dec): PretrainedCfg(paper="zhang2022", data_config=M2_MNIST if size.startswith("mlp") else M2_SVHN,
                                     description=_describe(size, dec))
     for size in _SIZES for dec in _DECODERS
 }

@@ -549,19 +549,23 @@ def _create_global_vae(variant: str, pretrained: bool = False, **kwargs: Any) ->
     return build_model_with_cfg(GlobalVAE, variant, pretrained, **kwargs)
 
 
+def _cfg(**kwargs: Any) -> PretrainedCfg:
+    return PretrainedCfg(paper="sixt2018", **kwargs)
+
+
 def _patch_name(p: int, i: int) -> str:
     return f"sixt2018_patch_p{p}_i{i}"
 
 
 default_cfgs: dict[str, PretrainedCfg] = {
-    **{_patch_name(p, i): PretrainedCfg(data_config=SIXT_CIFAR, description=(
+    **{_patch_name(p, i): _cfg(data_config=SIXT_CIFAR, description=(
         f"Sixt 2018 patch VAE {p}|{i}: {p}x{p} patches, {i}x{i} blocks independent given z, block-local PixelCNN "
         "decoder, DMOL-5; dense stride-1 patch codes (our architecture, spec §6.1)")) for p, i in PATCH_CONFIGS},
-    **{f"sixt2018_vae_{d}d": PretrainedCfg(data_config=SIXT_CIFAR, description=(
+    **{f"sixt2018_vae_{d}d": _cfg(data_config=SIXT_CIFAR, description=(
         f"Sixt 2018 global VAE, Dim(z) = {d}: Higgins et al. conv architecture with BN at 32x32, Gaussian "
         "likelihood with learned variance (β-VAE: the same network, objective β = 250)")) for d in (32, 256, 4096)},
     # weights trained here on CIFAR-10 (JPEG copy), shipped in the package (docs/reproduce/package_sixt2018_weights.py)
-    "sixt2018_patch_p3_i1.cifar10": PretrainedCfg(
+    "sixt2018_patch_p3_i1.cifar10": _cfg(
         file="sixt2018_patch_p3_i1.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_patch_p3_i1.cifar10", "sixt2018_cifar10_p3_i1", "sx_p3_i1", epochs=5),
         sha256="f7f8e6b9f9da31880e815ebe4dfdd66e2e16a9e91d974e388cbed309c62c36cf",
@@ -569,7 +573,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 13.41, "rate_bits_per_pixel": 1.4899, "cross_entropy_reconstruction_bpd": 4.8658, "cross_entropy_elbo_bpd": 5.3624, "linear_probe_top1": 44.38},
         description="Sixt 2018 3|1 trained on CIFAR-10 (JPEG copy), 5 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_patch_p9_i1.cifar10": PretrainedCfg(
+    "sixt2018_patch_p9_i1.cifar10": _cfg(
         file="sixt2018_patch_p9_i1.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_patch_p9_i1.cifar10", "sixt2018_cifar10_p9_i1", "sx_p9_i1", epochs=5),
         sha256="d181d0875ab3e318236d3803497863c3f6d244297d03b52fc77a9ce67d7bc0e7",
@@ -577,7 +581,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 29.69, "rate_bits_per_pixel": 0.3666, "cross_entropy_reconstruction_bpd": 5.2556, "cross_entropy_elbo_bpd": 5.3778, "linear_probe_top1": 42.66},
         description="Sixt 2018 9|1 trained on CIFAR-10 (JPEG copy), 5 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_patch_p9_i3.cifar10": PretrainedCfg(
+    "sixt2018_patch_p9_i3.cifar10": _cfg(
         file="sixt2018_patch_p9_i3.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_patch_p9_i3.cifar10", "sixt2018_cifar10_p9_i3", "sx_p9_i3", epochs=5),
         sha256="b071d9eb920e39f9034b540f4b3b225da3e5d56dd583ad07e6d3c8648613c015",
@@ -585,7 +589,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 19.86, "rate_bits_per_pixel": 0.2452, "cross_entropy_reconstruction_bpd": 4.3563, "cross_entropy_elbo_bpd": 4.438, "linear_probe_top1": 43.01},
         description="Sixt 2018 9|3 trained on CIFAR-10 (JPEG copy), 5 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_patch_p15_i1.cifar10": PretrainedCfg(
+    "sixt2018_patch_p15_i1.cifar10": _cfg(
         file="sixt2018_patch_p15_i1.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_patch_p15_i1.cifar10", "sixt2018_cifar10_p15_i1", "sx_p15_i1", epochs=5),
         sha256="df1877624dfcd2df20ad8968034f88fe37f24fe8b414374f962b74f83a2be428",
@@ -593,7 +597,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 38.89, "rate_bits_per_pixel": 0.1728, "cross_entropy_reconstruction_bpd": 5.6879, "cross_entropy_elbo_bpd": 5.7456, "linear_probe_top1": 41.54},
         description="Sixt 2018 15|1 trained on CIFAR-10 (JPEG copy), 5 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_patch_p15_i3.cifar10": PretrainedCfg(
+    "sixt2018_patch_p15_i3.cifar10": _cfg(
         file="sixt2018_patch_p15_i3.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_patch_p15_i3.cifar10", "sixt2018_cifar10_p15_i3", "sx_p15_i3", epochs=5),
         sha256="42012450c38c0500eaf18cfa4dba9556f7093482d0956358c73e535fbe5ab126",
@@ -601,7 +605,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 24.84, "rate_bits_per_pixel": 0.1104, "cross_entropy_reconstruction_bpd": 4.4276, "cross_entropy_elbo_bpd": 4.4644, "linear_probe_top1": 39.72},
         description="Sixt 2018 15|3 trained on CIFAR-10 (JPEG copy), 5 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_patch_p15_i5.cifar10": PretrainedCfg(
+    "sixt2018_patch_p15_i5.cifar10": _cfg(
         file="sixt2018_patch_p15_i5.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_patch_p15_i5.cifar10", "sixt2018_cifar10_p15_i5", "sx_p15_i5", epochs=5),
         sha256="53eec6da037c1680a449ab07f4238052f430a3e1edebeadb70d0834036f3085d",
@@ -609,7 +613,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 18.44, "rate_bits_per_pixel": 0.082, "cross_entropy_reconstruction_bpd": 4.2006, "cross_entropy_elbo_bpd": 4.2279, "linear_probe_top1": 39.94},
         description="Sixt 2018 15|5 trained on CIFAR-10 (JPEG copy), 5 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_vae_32d.cifar10": PretrainedCfg(
+    "sixt2018_vae_32d.cifar10": _cfg(
         file="sixt2018_vae_32d.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_vae_32d.cifar10", "sixt2018_cifar10_vae_32d", "sx_vae_32d", epochs=10),
         sha256="249d31df6304e6328c110e1a922f2029e72d8aeab7ea509b41a341c391b37be0",
@@ -617,7 +621,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 145.84, "rate_bits_per_4096": 0.0356, "linear_probe_top1": 37.45},
         description="Sixt 2018 VAE_32d trained on CIFAR-10 (JPEG copy), 10 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_vae_256d.cifar10": PretrainedCfg(
+    "sixt2018_vae_256d.cifar10": _cfg(
         file="sixt2018_vae_256d.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_vae_256d.cifar10", "sixt2018_cifar10_vae_256d", "sx_vae_256d", epochs=10),
         sha256="56b3a568a056c488225b9023e49e5aa6d8266cbeaaed7076721f43216a2626c8",
@@ -625,7 +629,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 221.24, "rate_bits_per_4096": 0.054, "linear_probe_top1": 40.45},
         description="Sixt 2018 VAE_256d trained on CIFAR-10 (JPEG copy), 10 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_vae_4096d.cifar10": PretrainedCfg(
+    "sixt2018_vae_4096d.cifar10": _cfg(
         file="sixt2018_vae_4096d.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_vae_4096d.cifar10", "sixt2018_cifar10_vae_4096d", "sx_vae_4096d", epochs=10),
         sha256="05399fa134e6a3a58c62d35d492b14de4be1a1b6764b66e7e910c831e2db7dcd",
@@ -633,7 +637,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         metrics={"rate_bits": 271.89, "rate_bits_per_4096": 0.0664, "linear_probe_top1": 40.08},
         description="Sixt 2018 VAE_4096d trained on CIFAR-10 (JPEG copy), 10 epochs, under our architecture (docs/models.md)",
     ),
-    "sixt2018_vae_32d.cifar10_beta250": PretrainedCfg(
+    "sixt2018_vae_32d.cifar10_beta250": _cfg(
         file="sixt2018_vae_32d.cifar10_beta250/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_vae_32d.cifar10_beta250", "sixt2018_cifar10_betavae_32d", "sx_betavae_32d", epochs=10),
         sha256="6c1fec24a54bf8a40281b6a2614febcf78b7e280f6de28816b9d2df31e5955cb",
