@@ -183,7 +183,19 @@ class PixelCNNHead(nn.Module):
 
     def _trunk(self, x_feat: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         y = F.relu(torch.cat([x_feat, self.cond_conv(cond)], dim=1), inplace=True)
-        return self.out(F.relu(self.out_hidden(self.blocks(y)), inplace=True))
+        return self._likelihood_params(F.relu(self.out_hidden(self.blocks(y)), inplace=True))
+
+    def _likelihood_params(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The last 1×1 conv, in the weights' precision even under autocast: (B, width, H, W) -> (B, out_chans, H, W).
+
+        Under bf16 autocast the trunk runs in bf16 (AMX/tensor cores), but bf16 DMOL means near ±1 are spaced
+        2^-7 apart, the width of one 8-bit bin; computing the parameters in float32 keeps them exact to the
+        bin while the rest of the head keeps the bf16 speed.
+        """
+        if torch.is_autocast_enabled(hidden.device.type):
+            with torch.autocast(hidden.device.type, enabled=False):
+                return self.out(hidden.to(self.out.weight.dtype))
+        return self.out(hidden)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         self._check(x, cond)
