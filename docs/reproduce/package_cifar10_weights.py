@@ -21,7 +21,11 @@ from patchvae.models._publish import build_publish_folder
 MODELS = {  # run name -> registry name
     "cifar10_patchvae": "patchvae_resnet9.cifar10",
     "cifar10_beta_vae": "beta_vae_resnet9_32.cifar10",
+    "cifar10_patchvae_lw": "patchvae_resnet9.cifar10_lw",
+    "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw",
 }
+#: runs trained with one thread each (two runs side by side on the 2-core machine): their exact command
+ONE_THREAD = {"cifar10_patchvae_lw", "cifar10_beta_vae_lw"}
 
 
 def card_metrics(results: Path, run: str) -> dict[str, float]:
@@ -49,12 +53,16 @@ def main() -> None:
     results = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results")
     weights = Path(sys.argv[3] if len(sys.argv) > 3 else "weights")
     for run, name in MODELS.items():
+        if not (runs / run / "model").is_dir() or (weights / name).exists():
+            print(f"skipped {name}: no run {runs / run / 'model'}, or {weights / name} exists already")
+            continue
         config = json.loads((runs / run / "model" / "config.json").read_text())
         metrics = card_metrics(results, run)
+        provenance = cifar10_provenance(name, run, epochs=config["epochs"], one_thread=run in ONE_THREAD)
         full, folder = build_publish_folder(
             runs / run / "model", weights / name, name=name, repo_id=None, metrics=metrics,
             description=get_pretrained_cfg(name).description if name in list_pretrained() else None,
-            **cifar10_provenance(name, run, epochs=config["epochs"]),
+            **provenance,
         )
         saved = json.loads((folder / "config.json").read_text())
         print(f"{full}: sha256 {saved['sha256']}  metrics {metrics}")

@@ -45,6 +45,7 @@ class PretrainedCfg:
     license: str = "mit"
     description: str | None = None
     notes: tuple[str, ...] = ()
+    paper: str = "gupta2020"  #: key of patchvae.models._papers.PAPERS: the source the card cites
 
     @property
     def name(self) -> str:
@@ -143,9 +144,12 @@ CIFAR10_DATA_DIR = "../shared/data/cifar10-jpeg.zip"
 CIFAR10_EPOCHS = 20
 
 
-def cifar10_provenance(name: str, recipe: str, epochs: int) -> dict[str, Any]:
-    """How the packaged CIFAR-10 weights ``name`` were trained and evaluated (docs/results.md, CIFAR-10)."""
-    data = f"--data-dir {CIFAR10_DATA_DIR}"
+def cifar10_provenance(name: str, recipe: str, epochs: int, one_thread: bool = False) -> dict[str, Any]:
+    """How the packaged CIFAR-10 weights ``name`` were trained and evaluated (docs/results.md, CIFAR-10).
+
+    ``one_thread``: the run was trained with ``--threads 1`` (two runs side by side on the 2-core machine).
+    """
+    data = f"--data-dir {CIFAR10_DATA_DIR}" + (" --threads 1 --no-images" if one_thread else "")
     probes = "linear knn parts rate intrinsic_dim" if name.startswith("patchvae_") else "linear knn rate intrinsic_dim"
     return {
         "dataset": "cifar10",
@@ -153,15 +157,15 @@ def cifar10_provenance(name: str, recipe: str, epochs: int) -> dict[str, Any]:
         "command": f"patchvae train {recipe} {data} --epochs {epochs} --out runs/{recipe}",
         "epochs": epochs,
         "protocol": CIFAR10_PROTOCOL,
-        "eval_command": (f"patchvae finetune {name} {data} --preset conv5 --seed 0\n"
-                         f"patchvae eval {name} {data} --probe {probes} --seed 0"),
+        "eval_command": (f"patchvae finetune {name} --data-dir {CIFAR10_DATA_DIR} --preset conv5 --seed 0\n"
+                         f"patchvae eval {name} --data-dir {CIFAR10_DATA_DIR} --probe {probes} --seed 0"),
     }
 
 
-def cifar10_weights(name: str, recipe: str, epochs: int) -> dict[str, Any]:
+def cifar10_weights(name: str, recipe: str, epochs: int, one_thread: bool = False) -> dict[str, Any]:
     """``PretrainedCfg`` fields shared by the packaged CIFAR-10 weights ``name`` (``weights/<name>/``)."""
     return {"file": f"{name}/model.safetensors", "model_args": {"in_chans": 3}, "data_config": CIFAR,
-            **cifar10_provenance(name, recipe, epochs)}
+            **cifar10_provenance(name, recipe, epochs, one_thread)}
 
 
 SIXT2018_PROTOCOL = (
@@ -175,14 +179,39 @@ SIXT2018_PROTOCOL = (
 )
 
 
-def sixt2018_provenance(name: str, recipe: str, run: str, epochs: int) -> dict[str, Any]:
-    """How the packaged Sixt 2018 weights ``name`` were trained and evaluated (docs/results.md, Sixt 2018)."""
-    data = f"--data-dir {CIFAR10_DATA_DIR}"
+def _trained_here_provenance(recipe: str, run: str, epochs: int, protocol: str, eval_command: str) -> dict[str, Any]:
+    """Provenance of weights trained here on CIFAR-10 (JPEG copy) with one thread and seed 0."""
     return {
         "dataset": "cifar10",
         "recipe": recipe,
-        "command": f"patchvae train {recipe} {data} --threads 1 --seed 0 --out runs/{run}",
+        "command": f"patchvae train {recipe} --data-dir {CIFAR10_DATA_DIR} --threads 1 --seed 0 --out runs/{run}",
         "epochs": epochs,
-        "protocol": SIXT2018_PROTOCOL,
-        "eval_command": f"python docs/reproduce/sixt2018_tables.py {data} --runs runs --out docs/results/sixt2018_cifar10.json",
+        "protocol": protocol,
+        "eval_command": eval_command,
     }
+
+
+def sixt2018_provenance(name: str, recipe: str, run: str, epochs: int) -> dict[str, Any]:
+    """How the packaged Sixt 2018 weights ``name`` were trained and evaluated (docs/results.md, Sixt 2018)."""
+    return _trained_here_provenance(
+        recipe, run, epochs, SIXT2018_PROTOCOL,
+        f"python docs/reproduce/sixt2018_tables.py --data-dir {CIFAR10_DATA_DIR} --runs runs "
+        "--out docs/results/sixt2018_cifar10.json")
+
+
+ZHANG2022_CIFAR10_PROTOCOL = (
+    "CIFAR-10 (JPEG copy, quality 75; shared/data/cifar10-jpeg.zip) test split (10,000 images), seed 0, one run. "
+    "BPD = single-sample -ELBO in bits/dim (D = 3072); MI = rate E_x KL(q(z|x) || N(0, I)) in nats; conditional "
+    "entropy of q(z|x) in nats; intrinsic dimension = PCA components of the posterior means with explained-variance "
+    "ratio > 1e-3. Probes on the posterior mean mu (64-d) of the 50,000 training images: linear = liblinear "
+    "LinearSVC (the paper: SVC(kernel='linear')), nonlinear = the paper's MLP-200 (100 epochs)."
+)
+
+
+def zhang2022_provenance(name: str, recipe: str, run: str, epochs: int) -> dict[str, Any]:
+    """How the packaged Zhang et al. 2022 CIFAR-10 weights ``name`` were trained and evaluated (docs/results.md)."""
+    variant = recipe.removeprefix("zhang2022_cifar10_")
+    return _trained_here_provenance(
+        recipe, run, epochs, ZHANG2022_CIFAR10_PROTOCOL,
+        f"patchvae eval {name} --dataset cifar10 --data-dir {CIFAR10_DATA_DIR} --seed 0 --probe bpd rate "
+        f"conditional_entropy intrinsic_dim linear_svm_fast nonlinear --out docs/results/zhang2022_cifar10_{variant}.json")

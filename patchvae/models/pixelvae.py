@@ -59,7 +59,7 @@ from torch import nn
 
 from ..data.config import DataConfig
 from ._builder import build_model_with_cfg
-from ._pretrained import PretrainedCfg
+from ._pretrained import PretrainedCfg, zhang2022_provenance
 from ._protocol import (
     NoiseFn,
     RepresentationInfo,
@@ -546,7 +546,7 @@ def _create_pixelvae(variant: str, pretrained: bool = False, **kwargs: Any) -> P
 
 def _cfg(**kwargs: Any) -> PretrainedCfg:
     # no input/output convs to adapt: the DMOL parameter layout depends on the number of channels
-    return PretrainedCfg(**kwargs)
+    return PretrainedCfg(paper="zhang2022", **kwargs)
 
 
 _HEADS = {"h0": (0, "VAE (h=0, conditionally independent decoder)"), "h1": (1, "LPVAE h=1"),
@@ -583,11 +583,45 @@ def _name(size: str, head: str) -> str:
     return f"pixelvae_{base}_{head}" + ("_small" if small else "")
 
 
+#: head -> recipe variant of the Table 3 weights (patchvae.recipes.zhang2022)
+_VARIANTS = {"h0": "vae", "h1": "lpvae_h1", "h2": "lpvae_h2", "full": "fpvae"}
+#: pretraining epochs of the packaged CIFAR-10 weights (docs/reproduce/zhang2022_cifar10.sh)
+_CIFAR10_EPOCHS = 3
+
+
+def _cifar10_weights(head: str, sha256: str, num_params: int, metrics: dict[str, float]) -> PretrainedCfg:
+    """A Table 3 analogue weight trained here (weights/pixelvae_resnet_<head>_small.cifar10/)."""
+    name, variant = f"{_name('resnet_small', head)}.cifar10", _VARIANTS[head]
+    return _cfg(
+        file=f"{name}/model.safetensors", data_config=PIXELVAE_CIFAR, sha256=sha256, num_params=num_params,
+        metrics=metrics,
+        **zhang2022_provenance(name, f"zhang2022_cifar10_{variant}", f"zc10_{variant}", epochs=_CIFAR10_EPOCHS),
+        description=(f"{_HEADS[head][1]} (Zhang et al. 2022), CPU size, trained on the 50,000 CIFAR-10 (JPEG copy) "
+                     f"training images for {_CIFAR10_EPOCHS} epochs (the paper: 1000); the Table 3 analogue in "
+                     "docs/results.md"),
+    )
+
+
 default_cfgs: dict[str, PretrainedCfg] = {
     _name(size, head): _cfg(data_config=PIXELVAE_MNIST if size.startswith("mlp") else PIXELVAE_CIFAR,
                             description=_describe(size, head))
     for size in _SIZES for head in _HEADS
 }
+# weights trained here on CIFAR-10 (JPEG copy), shipped in the package (docs/reproduce/package_zhang2022_weights.py)
+default_cfgs.update({
+    "pixelvae_resnet_h0_small.cifar10": _cifar10_weights(
+        "h0", "a58b8bfa6c11e2e4749a03e9d31e368220c811b32147ef14b28e4b02c6c0ea5e", 372_548,
+        {"bpd": 5.9859, "rate_nats": 141.3, "conditional_entropy_nats": -43.72, "intrinsic_dim": 46, "linear_svm_top1": 39.47, "nonlinear_probe_top1": 51.25}),
+    "pixelvae_resnet_h1_small.cifar10": _cifar10_weights(
+        "h1", "1fccfac915535450f1f764a036fe728c2a36308740c3c6206cfa3a0b4cc773cd", 373_316,
+        {"bpd": 4.6681, "rate_nats": 114.32, "conditional_entropy_nats": -20.28, "intrinsic_dim": 48, "linear_svm_top1": 38.02, "nonlinear_probe_top1": 50.21}),
+    "pixelvae_resnet_h2_small.cifar10": _cifar10_weights(
+        "h2", "3cc85e7173fb5b0a12f560c618fb4fc1680d2feace46ccfb4750b93660d78a43", 374_852,
+        {"bpd": 4.5364, "rate_nats": 110.37, "conditional_entropy_nats": -17.15, "intrinsic_dim": 50, "linear_svm_top1": 37.53, "nonlinear_probe_top1": 49.57}),
+    "pixelvae_resnet_full_small.cifar10": _cifar10_weights(
+        "full", "3bf408f489a4de839be106eaa32a37b08269febea85f811d59e82ff0e08709f4", 573_764,
+        {"bpd": 4.7061, "rate_nats": 109.5, "conditional_entropy_nats": -16.39, "intrinsic_dim": 51, "linear_svm_top1": 38.49, "nonlinear_probe_top1": 50.61}),
+})
 
 
 def _entry(size: str, head: str, pretrained: bool, kwargs: dict[str, Any]) -> PixelVAE:
