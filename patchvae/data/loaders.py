@@ -118,7 +118,6 @@ class FixedStepBatches:
         self.epoch = 0
         self._stream: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._position = -1  #: the global batch index the live stream yields next (-1: none)
-        self._pass = -1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -128,8 +127,8 @@ class FixedStepBatches:
 
     def _open(self, position: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """A stream positioned at global batch ``position``: its pass, with that pass's earlier batches skipped."""
-        self._pass, skip = divmod(position, self.passes)
-        self.batches.set_epoch(self._pass)
+        pass_index, skip = divmod(position, self.passes)
+        self.batches.set_epoch(pass_index)
         stream = iter(self.batches)
         for _ in range(skip):
             next(stream)

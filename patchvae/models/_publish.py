@@ -38,7 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ARXIV_ID = "2004.03623"
+ARXIV_ID = PAPERS["gupta2020"].reference.removeprefix("arXiv:")
 PAPER_TITLE = "PatchVAE: Learning Local Latent Codes for Recognition"
 PAPER_BIBTEX = PAPERS["gupta2020"].bibtex  #: the PatchVAE paper's (each family's is in patchvae.models._papers)
 
