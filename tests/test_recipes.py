@@ -59,3 +59,13 @@ def test_overrides_are_typed():
 def test_unknown_recipe_suggests():
     with pytest.raises(ValueError, match="Did you mean 'fmnist_patchvae'"):
         get_recipe("fmnist_patchvea")
+
+
+def test_cifar10_tuned_recipe_differs_from_the_default_only_in_beta_vis():
+    default, tuned = get_recipe("cifar10_patchvae"), get_recipe("cifar10_patchvae_tuned")
+    # the Table 6 sweep row it comes from has the same β_vis
+    sweep_row = next(r for r in get_sweep("table6_beta_vis_cifar10") if r.name == "cifar10_patchvae_bvis0.06")
+    assert tuned.objective_args == {"beta_vis": pytest.approx(0.96)} == sweep_row.objective_args
+    assert tuned.epochs == default.epochs == 90 and sweep_row.epochs == 15
+    same = {k: v for k, v in tuned.to_dict().items() if k not in ("name", "description", "paper_ref", "objective_args")}
+    assert same == {k: v for k, v in default.to_dict().items() if k in same}

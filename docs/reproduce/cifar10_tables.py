@@ -17,10 +17,17 @@ from pathlib import Path
 
 ZHANG = {"vae": "VAE (h = 0)", "lpvae_h1": "LPVAE (h = 1)", "lpvae_h2": "LPVAE (h = 2)", "fpvae": "FPVAE"}
 HEADS = {"vae": "h0", "lpvae_h1": "h1", "lpvae_h2": "h2", "fpvae": "full"}  #: variant -> pixelvae_resnet_<head>_small
-TABLE1 = {"cifar10_patchvae": "PatchVAE", "cifar10_patchvae_lw": "PatchVAE + L_w", "cifar10_beta_vae": "β-VAE",
-          "cifar10_beta_vae_lw": "β-VAE + L_w", "cifar10_random": "random-init φ"}
-LOW_LABEL = {"patchvae_resnet9.cifar10": "PatchVAE", "cifar10_patchvae_lw": "PatchVAE + L_w",
-             "beta_vae_resnet9_32.cifar10": "β-VAE", "cifar10_beta_vae_lw": "β-VAE + L_w", "random": "random-init φ"}
+#: Table 1 rows: result stem (docs/results/<stem>.*.json) -> (label, low-label tag in docs/results/low_label/)
+TABLE1 = {
+    "cifar10_patchvae": ("PatchVAE (`patchvae_resnet9.cifar10`)", "patchvae_resnet9.cifar10"),
+    "cifar10_patchvae_lw": ("PatchVAE + L_w (`patchvae_resnet9.cifar10_lw`)", "cifar10_patchvae_lw"),
+    "cifar10_patchvae_gan": ("PatchVAE-GAN", "cifar10_patchvae_gan"),
+    "cifar10_beta_vae": ("β-VAE (`beta_vae_resnet9_32.cifar10`)", "beta_vae_resnet9_32.cifar10"),
+    "cifar10_beta_vae_lw": ("β-VAE + L_w (`beta_vae_resnet9_32.cifar10_lw`)", "cifar10_beta_vae_lw"),
+    "cifar10_beta_vae_gan": ("β-VAE-GAN", "cifar10_beta_vae_gan"),
+    "cifar10_random": ("random-init φ", "random"),
+    "cifar10_supervised": ("supervised from scratch (nothing frozen)", None),
+}
 SWEEPS = {"cifar10_patchvae_bvis0.06": "β_vis = 0.96 (paper 0.06 × 16)", "cifar10_patchvae_bvis0.3": "β_vis = 4.8 (0.3 × 16)",
           "cifar10_patchvae_bvis0.6": "β_vis = 9.6 (0.6 × 16)"}
 DASH = "—"
@@ -93,27 +100,36 @@ def finetune_top1(report: dict | None, freeze: str = "conv5") -> float | None:
     return None
 
 
+def low_label_cell(folder: Path, tag: str | None, n: int) -> str:
+    """mean ± std of the top-1 of the low-label probes of ``tag`` with ``n`` labels per class over seeds 0-2."""
+    runs = [read(folder / "low_label" / f"{tag}.n{n}.seed{s}.json") for s in range(3)] if tag else []
+    top1 = [r["results"][0]["top1"] for r in runs if r is not None]
+    if not top1:
+        return DASH
+    std = statistics.stdev(top1) if len(top1) > 1 else 0.0
+    return f"{statistics.mean(top1):.2f} ± {std:.2f}" + ("" if len(top1) == 3 else f" ({len(top1)} seeds)")
+
+
 def table1(folder: Path) -> str:
     rows = []
-    for stem, label in TABLE1.items():
+    for stem, (label, tag) in TABLE1.items():
         m = metrics_of(read(folder / f"{stem}.probes.json"))
-        parts = m.get("parts")
-        rows.append([label, fmt(finetune_top1(read(folder / f"{stem}.finetune.json"))), fmt(get(m.get("pooled_linear"), "top1")),
-                     fmt(get(m.get("pooled_knn"), "top1")), fmt(get(m.get("rate"), "nats"), 1),
+        parts, idim = m.get("parts"), m.get("intrinsic_dim")
+        finetune = read(folder / f"{stem}.finetune.json")
+        freeze = "none" if stem.endswith("supervised") else "conv5"
+        top5 = next((r["top5"] for r in (finetune or {}).get("results", []) if str(r.get("freeze")) == freeze), None)
+        rows.append([label, fmt(finetune_top1(read(folder / f"{stem}.finetune_conv3.json"), "conv3")),
+                     fmt(finetune_top1(finetune, freeze)), fmt(top5), fmt(get(m.get("pooled_linear"), "top1")),
+                     fmt(get(m.get("pooled_knn"), "top1")), low_label_cell(folder, tag, 10), low_label_cell(folder, tag, 100),
+                     fmt(get(m.get("rate"), "nats"), 1),
+                     DASH if not idim else f"{idim['intrinsic_dimension']} / {idim['feature_dim']} ({idim['layer']})",
                      DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}"])
-    return table(["φ", "Conv5 top-1", "linear probe", "kNN", "rate (nats)", "active parts"], rows)
+    return table(["φ", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
+                  "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"], rows)
 
 
 def low_label(folder: Path) -> str:
-    rows = []
-    for tag, label in LOW_LABEL.items():
-        cells = [label]
-        for n in (10, 100):
-            runs = [read(folder / "low_label" / f"{tag}.n{n}.seed{s}.json") for s in range(3)]
-            top1 = [r["results"][0]["top1"] for r in runs if r is not None]
-            cells.append(DASH if not top1 else f"{statistics.mean(top1):.2f} ± {statistics.stdev(top1) if len(top1) > 1 else 0:.2f}"
-                         + ("" if len(top1) == 3 else f" ({len(top1)} seeds)"))
-        rows.append(cells)
+    rows = [[label] + [low_label_cell(folder, tag, n) for n in (10, 100)] for label, tag in TABLE1.values() if tag]
     return table(["φ", "10 labels / class", "100 labels / class"], rows)
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Rows of the CIFAR-10 (JPEG copy) Table 1 analogue: pretrain each recipe at one budget (EPOCHS, default 20,
+# the budget of the shipped weights), then evaluate it as every other row: probes and part health, Conv5
+# fine-tuning (the `cifar10` protocol) and the low-label probes (seeds 0-2).
+#   EPOCHS=20 RUNS=runs bash docs/reproduce/cifar10_table1_rows.sh cifar10_patchvae_gan cifar10_beta_vae_gan cifar10_bigan supervised
+# "supervised" is the supervised-from-scratch row (random φ, nothing frozen, the same protocol).
+# Finished steps are skipped, so the script resumes; one thread per process (run two rows side by side on 2 cores).
+# Measured on 2 shared AMD EPYC cores, one thread each: -GAN and BiGAN pretraining ~215 s per epoch
+# (~72 min for 20), Conv5 ~12 min, probes ~3 min.
+set -euo pipefail
+EPOCHS=${EPOCHS:-20}
+RUNS=${RUNS:-runs}
+DATA=${DATA:-../shared/data/cifar10-jpeg.zip}
+OUT=docs/results
+for RUN in "$@"; do
+  if [ "$RUN" = supervised ]; then
+    [ -f "$OUT/cifar10_supervised.finetune.json" ] || patchvae finetune supervised --dataset cifar10 --data-dir "$DATA" \
+      --seed 0 --threads 1 --no-progress --out "$OUT/cifar10_supervised.finetune.json"
+    continue
+  fi
+  [ -f "$RUNS/$RUN/model/model.safetensors" ] || patchvae train "$RUN" --data-dir "$DATA" --epochs "$EPOCHS" --threads 1 \
+    --no-images --resume --out "$RUNS/$RUN"
+  case "$RUN" in
+    *patchvae*) PROBES="linear knn parts rate intrinsic_dim" ;;
+    *bigan*) PROBES="linear knn intrinsic_dim" ;;
+    *) PROBES="linear knn rate intrinsic_dim" ;;
+  esac
+  # shellcheck disable=SC2086
+  [ -f "$OUT/$RUN.probes.json" ] || patchvae eval "$RUNS/$RUN/model" --data-dir "$DATA" --probe $PROBES --seed 0 \
+    --threads 1 --no-progress --out "$OUT/$RUN.probes.json"
+  [ -f "$OUT/$RUN.finetune.json" ] || patchvae finetune "$RUNS/$RUN/model" --data-dir "$DATA" --preset conv5 --seed 0 \
+    --threads 1 --no-progress --out "$OUT/$RUN.finetune.json"
+  bash docs/reproduce/cifar10_low_label.sh "$RUNS/$RUN/model"
+done
