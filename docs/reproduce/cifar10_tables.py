@@ -25,6 +25,7 @@ TABLE1 = {
     "cifar10_beta_vae": ("β-VAE (`beta_vae_resnet9_32.cifar10`)", "beta_vae_resnet9_32.cifar10"),
     "cifar10_beta_vae_lw": ("β-VAE + L_w (`beta_vae_resnet9_32.cifar10_lw`)", "cifar10_beta_vae_lw"),
     "cifar10_beta_vae_gan": ("β-VAE-GAN", "cifar10_beta_vae_gan"),
+    "cifar10_bigan": ("BiGAN", "cifar10_bigan"),
     "cifar10_random": ("random-init φ", "random"),
     "cifar10_supervised": ("supervised from scratch (nothing frozen)", None),
 }
@@ -124,8 +125,11 @@ def table1(folder: Path) -> str:
                      fmt(get(m.get("rate"), "nats"), 1),
                      DASH if not idim else f"{idim['intrinsic_dimension']} / {idim['feature_dim']} ({idim['layer']})",
                      DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}"])
-    return table(["φ", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
-                  "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"], rows)
+    header = ["φ", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
+              "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"]
+    if all(r[1] == DASH for r in rows):  # no Conv3 run yet: leave the column out
+        header, rows = header[:1] + header[2:], [r[:1] + r[2:] for r in rows]
+    return table(header, rows)
 
 
 def low_label(folder: Path) -> str:
