@@ -92,13 +92,9 @@ def family_table(folder: Path) -> str:
                   "nonlinear (MLP-200)"], rows)
 
 
-def finetune_top1(report: dict | None, freeze: str = "conv5") -> float | None:
-    if report is None:
-        return None
-    for r in report.get("results", []):
-        if str(r.get("freeze")) == freeze:
-            return r["top1"]
-    return None
+def finetune_result(report: dict | None, freeze: str = "conv5") -> dict | None:
+    """The fine-tuning result with freeze preset ``freeze`` of one ``patchvae finetune --out`` JSON."""
+    return next((r for r in (report or {}).get("results", []) if str(r.get("freeze")) == freeze), None)
 
 
 def low_label_cell(folder: Path, tag: str | None, n: int) -> str:
@@ -116,11 +112,10 @@ def table1(folder: Path) -> str:
     for stem, (label, tag) in TABLE1.items():
         m = metrics_of(read(folder / f"{stem}.probes.json"))
         parts, idim = m.get("parts"), m.get("intrinsic_dim")
-        finetune = read(folder / f"{stem}.finetune.json")
-        freeze = "none" if stem.endswith("supervised") else "conv5"
-        top5 = next((r["top5"] for r in (finetune or {}).get("results", []) if str(r.get("freeze")) == freeze), None)
-        rows.append([label, fmt(finetune_top1(read(folder / f"{stem}.finetune_conv3.json"), "conv3")),
-                     fmt(finetune_top1(finetune, freeze)), fmt(top5), fmt(get(m.get("pooled_linear"), "top1")),
+        conv5 = finetune_result(read(folder / f"{stem}.finetune.json"), "none" if stem.endswith("supervised") else "conv5")
+        conv3 = finetune_result(read(folder / f"{stem}.finetune_conv3.json"), "conv3")
+        rows.append([label, fmt(get(conv3, "top1")), fmt(get(conv5, "top1")), fmt(get(conv5, "top5")),
+                     fmt(get(m.get("pooled_linear"), "top1")),
                      fmt(get(m.get("pooled_knn"), "top1")), low_label_cell(folder, tag, 10), low_label_cell(folder, tag, 100),
                      fmt(get(m.get("rate"), "nats"), 1),
                      DASH if not idim else f"{idim['intrinsic_dimension']} / {idim['feature_dim']} ({idim['layer']})",
