@@ -8,11 +8,12 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 __all__ = ["Recipe", "parse_overrides"]
 
 Family = Literal["vae", "vae_gan", "bigan"]
+GAN_UPDATES = ("authors", "joint")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ class Recipe:
     #: 0: an epoch is one pass over the training set; N: exactly N steps, cycling through reshuffled passes
     #: (the authors' run.py counts 390 steps per epoch on every dataset; patchvae.data.FixedStepBatches)
     steps_per_epoch: int = 0
+    #: how a '-GAN' step updates the VAE. "authors": as the authors' run.py, an Adam step on reconstruction + KL,
+    #: then a second forward pass and a second Adam step on gan_weight × the generator loss plus the first step's
+    #: gradients (run.py does not zero them in between); "joint": one Adam step on reconstruction + KL +
+    #: gan_weight × the generator loss (one forward pass; how our CIFAR-10 '-GAN' rows were trained)
+    gan_update: Literal["authors", "joint"] = "authors"
+
+    #: what a recipe saved before a field existed meant, where that differs from the field's default today
+    #: (every '-GAN' run before ``gan_update`` took the joint update)
+    LEGACY_VALUES: ClassVar[Mapping[str, Any]] = types.MappingProxyType({"gan_update": "joint"})
 
     def __post_init__(self) -> None:
         if self.family not in ("vae", "vae_gan", "bigan"):
@@ -75,6 +85,8 @@ class Recipe:
                              f"got {self.steps_per_epoch!r}")
         if not self.lr > 0:
             raise ValueError(f"{self.name}: lr must be > 0, got {self.lr}")
+        if self.gan_update not in GAN_UPDATES:
+            raise ValueError(f"{self.name}: gan_update must be one of {GAN_UPDATES}, got {self.gan_update!r}")
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)

@@ -121,8 +121,13 @@ class Task:
 class VAETask(Task):
     """β-VAE / PatchVAE, optionally with the image discriminator of the '-GAN' variants.
 
-    Per step: [D step on real images vs detached reconstructions,] then one VAE step on
-    reconstruction + KL [+ gan_weight × non-saturating generator loss].
+    Per step: [D step on real images vs detached reconstructions,] then the VAE update. Without a
+    discriminator it is one Adam step on reconstruction + KL; with one it follows ``recipe.gan_update``:
+
+    * ``"authors"`` (the authors' run.py): an Adam step on reconstruction + KL, then a second forward
+      pass of the updated VAE and a second Adam step on ``gan_weight`` × the non-saturating generator
+      loss *plus the first step's gradients* (run.py does not zero them between the two steps);
+    * ``"joint"``: one Adam step on reconstruction + KL + ``gan_weight`` × the generator loss.
     """
 
     def __init__(self, model: nn.Module, recipe: Recipe, device: torch.device, world: World, amp_dtype: torch.dtype | None):
@@ -147,30 +152,56 @@ class VAETask(Task):
         net = net or self.net
         return net(x, self.schedule(step), **kw) if self.is_patchvae else net(x, **kw)
 
+    def _discriminator_step(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+        """One D step on real ``x`` vs the detached ``reconstruction``; returns the summed D loss."""
+        self._zero("discriminator")
+        # real and generated batches go through D separately (own BN statistics), as the authors' code
+        with self.autocast():
+            loss_real = real_loss(self.disc_net(x))
+        self._backward("discriminator", loss_real)
+        with self.autocast():
+            loss_fake = fake_loss(self.disc_net(reconstruction.detach()))
+        self._backward("discriminator", loss_fake)
+        self._step("discriminator")
+        return loss_real.detach() + loss_fake.detach()
+
+    def _generator_loss(self, reconstruction: torch.Tensor) -> torch.Tensor:
+        """The non-saturating generator loss of ``reconstruction``, backpropagated through a frozen D."""
+        with _frozen(self.discriminator) as disc, self.autocast():
+            return generator_loss(disc(reconstruction))
+
+    def _vae_step(self, loss: torch.Tensor) -> None:
+        self._zero("model")
+        self._backward("model", loss)
+        self._step("model")
+
     def train_step(self, x: torch.Tensor, step: int) -> Parts:
         with self.autocast():
             out = self._forward(x, step)
         parts = self.objective(out, x)
         logs: Parts = {"loss": parts.total, **{k: v for k, v in parts._asdict().items() if k != "total"}}
-        total = parts.total
-        if self.gan:
-            self._zero("discriminator")
-            # real and generated batches go through D separately (own BN statistics), as the authors' code
+        if not self.gan:
+            self._vae_step(parts.total)
+        elif self.recipe.gan_update == "joint":
+            d_loss = self._discriminator_step(x, out.reconstruction)
+            g_loss = self._generator_loss(out.reconstruction)
+            self._vae_step(parts.total + self.recipe.gan_weight * g_loss)
+            logs.update(loss=parts.total + self.recipe.gan_weight * g_loss, d_loss=d_loss, g_loss=g_loss)
+        else:
+            d_loss = self._discriminator_step(x, out.reconstruction)
+            self._vae_step(parts.total)
+            kept = [p.grad for p in self.model.parameters()]  # unscaled by the step: the VAE step's gradients
             with self.autocast():
-                loss_real = real_loss(self.disc_net(x))
-            self._backward("discriminator", loss_real)
-            with self.autocast():
-                loss_fake = fake_loss(self.disc_net(out.reconstruction.detach()))
-            self._backward("discriminator", loss_fake)
-            self._step("discriminator")
-            with _frozen(self.discriminator) as disc, self.autocast():
-                g_logits = disc(out.reconstruction)
-            g_loss = generator_loss(g_logits)
-            total = total + self.recipe.gan_weight * g_loss
-            logs.update(loss=total, d_loss=loss_real.detach() + loss_fake.detach(), g_loss=g_loss)
-        self._zero("model")
-        self._backward("model", total)
-        self._step("model")
+                again = self._forward(x, step)  # the updated VAE, a fresh sample
+            g_loss = self._generator_loss(again.reconstruction)
+            self._zero("model")
+            self._backward("model", self.recipe.gan_weight * g_loss)
+            scale = self._scalers["model"].get_scale()  # 1.0 unless fp16 loss scaling is on
+            for param, grad in zip(self.model.parameters(), kept):
+                if grad is not None:  # scaled like the generator gradients, so the step unscales both alike
+                    param.grad = grad * scale if param.grad is None else param.grad.add_(grad, alpha=scale)
+            self._step("model")
+            logs.update(loss=parts.total + self.recipe.gan_weight * g_loss, d_loss=d_loss, g_loss=g_loss)
         return {k: v.detach() for k, v in logs.items()}
 
     @torch.no_grad()

@@ -75,8 +75,8 @@ class TrainResult:
 
 def _check_resume(meta: dict[str, Any], recipe: Recipe, path: Path, run: dict[str, Any]) -> None:
     """Refuse to resume with a recipe or training data other than the checkpoint's; log the allowed changes."""
-    # fields added to Recipe after the checkpoint was written read as their defaults
-    saved, current = {**_RECIPE_DEFAULTS, **meta["recipe"]}, recipe.to_dict()
+    # fields added to Recipe after the checkpoint was written read as their defaults, or as what the run did then
+    saved, current = {**_RECIPE_DEFAULTS, **Recipe.LEGACY_VALUES, **meta["recipe"]}, recipe.to_dict()
     changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
