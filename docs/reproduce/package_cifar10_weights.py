@@ -23,9 +23,10 @@ MODELS = {  # run name -> registry name
     "cifar10_beta_vae": "beta_vae_resnet9_32.cifar10",
     "cifar10_patchvae_lw": "patchvae_resnet9.cifar10_lw",
     "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw",
+    "cifar10_patchvae_tuned": "patchvae_resnet9.cifar10_tuned",
 }
 #: runs trained with one thread each (two runs side by side on the 2-core machine): their exact command
-ONE_THREAD = {"cifar10_patchvae_lw", "cifar10_beta_vae_lw"}
+ONE_THREAD = {"cifar10_patchvae_lw", "cifar10_beta_vae_lw", "cifar10_patchvae_tuned"}
 
 
 def card_metrics(results: Path, run: str) -> dict[str, float]:
