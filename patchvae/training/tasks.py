@@ -182,26 +182,26 @@ class VAETask(Task):
         logs: Parts = {"loss": parts.total, **{k: v for k, v in parts._asdict().items() if k != "total"}}
         if not self.gan:
             self._vae_step(parts.total)
-        elif self.recipe.gan_update == "joint":
-            d_loss = self._discriminator_step(x, out.reconstruction)
+            return {k: v.detach() for k, v in logs.items()}
+        d_loss = self._discriminator_step(x, out.reconstruction)
+        weight = self.recipe.gan_weight
+        if self.recipe.gan_update == "joint":
             g_loss = self._generator_loss(out.reconstruction)
-            self._vae_step(parts.total + self.recipe.gan_weight * g_loss)
-            logs.update(loss=parts.total + self.recipe.gan_weight * g_loss, d_loss=d_loss, g_loss=g_loss)
+            self._vae_step(parts.total + weight * g_loss)
         else:
-            d_loss = self._discriminator_step(x, out.reconstruction)
             self._vae_step(parts.total)
             kept = [p.grad for p in self.model.parameters()]  # unscaled by the step: the VAE step's gradients
             with self.autocast():
                 again = self._forward(x, step)  # the updated VAE, a fresh sample
             g_loss = self._generator_loss(again.reconstruction)
             self._zero("model")
-            self._backward("model", self.recipe.gan_weight * g_loss)
+            self._backward("model", weight * g_loss)
             scale = self._scalers["model"].get_scale()  # 1.0 unless fp16 loss scaling is on
             for param, grad in zip(self.model.parameters(), kept):
                 if grad is not None:  # scaled like the generator gradients, so the step unscales both alike
                     param.grad = grad * scale if param.grad is None else param.grad.add_(grad, alpha=scale)
             self._step("model")
-            logs.update(loss=parts.total + self.recipe.gan_weight * g_loss, d_loss=d_loss, g_loss=g_loss)
+        logs.update(loss=parts.total + weight * g_loss, d_loss=d_loss, g_loss=g_loss)
         return {k: v.detach() for k, v in logs.items()}
 
     @torch.no_grad()
