@@ -133,7 +133,7 @@ def test_wheel_installs_and_loads_weights_offline(tmp_path):
 
     installed_outputs = torch.load(tmp_path / "out.pt")
     source = {"packaged": model, "checkpoint": create("patchvae_resnet9", checkpoint_path=checkpoint),
-              "default": create("patchvae_resnet9.cifar10", pretrained=True)}
+              "default": create("patchvae_resnet9.cifar10_tuned", pretrained=True)}
     for key, reference in source.items():
         inputs = x
         assert len(installed_outputs[key]) == len(outputs(reference, inputs))

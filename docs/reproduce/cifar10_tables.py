@@ -22,6 +22,8 @@ TABLE1 = {
     "cifar10_patchvae": ("PatchVAE (`patchvae_resnet9.cifar10`)", "patchvae_resnet9.cifar10"),
     "cifar10_patchvae_lw": ("PatchVAE + L_w (`patchvae_resnet9.cifar10_lw`)", "cifar10_patchvae_lw"),
     "cifar10_patchvae_gan": ("PatchVAE-GAN", "cifar10_patchvae_gan"),
+    "cifar10_patchvae_gan_authors": ("PatchVAE-GAN, the authors' two-step update (`gan_update=authors`)",
+                                     "cifar10_patchvae_gan_authors"),
     "cifar10_patchvae_gan_lw": ("PatchVAE-GAN + L_w", "cifar10_patchvae_gan_lw"),
     "cifar10_patchvae_tuned": ("PatchVAE, β_vis = 0.96 (`patchvae_resnet9.cifar10_tuned`)", "cifar10_patchvae_tuned"),
     "cifar10_beta_vae": ("β-VAE (`beta_vae_resnet9_32.cifar10`)", "beta_vae_resnet9_32.cifar10"),
@@ -34,6 +36,9 @@ TABLE1 = {
 }
 SWEEPS = {"cifar10_patchvae_bvis0.06": "β_vis = 0.96 (paper 0.06 × 16)", "cifar10_patchvae_bvis0.3": "β_vis = 4.8 (0.3 × 16)",
           "cifar10_patchvae_bvis0.6": "β_vis = 9.6 (0.6 × 16)"}
+#: seeds of pretraining (random φ: of its init): result stem of seed 0 -> label; seed s > 0 is docs/results/<stem>.seed<s>.*.json
+SEEDS = {"cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96", "cifar10_beta_vae": "β-VAE",
+         "cifar10_patchvae": "PatchVAE (β_vis = 10)", "cifar10_random": "random-init φ (seed of the init and the head)"}
 DASH = "—"
 
 
@@ -135,6 +140,27 @@ def low_label(folder: Path) -> str:
     return table(["φ", "10 labels / class", "100 labels / class"], rows)
 
 
+def per_seed(values: list[float | None]) -> str:
+    """``a / b; mean ± std`` over the seeds' values (just ``a`` for one seed)."""
+    cell = " / ".join(fmt(v) for v in values)
+    known = [v for v in values if v is not None]
+    return cell if len(known) < 2 else f"{cell}; {statistics.mean(known):.2f} ± {statistics.stdev(known):.2f}"
+
+
+def seeds(folder: Path) -> str:
+    """Conv5 / linear / kNN of each pretraining seed (0, 1, ...) of the SEEDS rows, and their mean ± std."""
+    rows = []
+    for stem, label in SEEDS.items():
+        runs = [stem] + [f"{stem}.seed{s}" for s in range(1, 10) if (folder / f"{stem}.seed{s}.probes.json").is_file()]
+        cells = []
+        for read_value in (lambda r: get(finetune_result(read(folder / f"{r}.finetune.json")), "top1"),
+                           lambda r: get(metrics_of(read(folder / f"{r}.probes.json")).get("pooled_linear"), "top1"),
+                           lambda r: get(metrics_of(read(folder / f"{r}.probes.json")).get("pooled_knn"), "top1")):
+            cells.append(per_seed([read_value(r) for r in runs]))
+        rows.append([label, str(len(runs))] + cells)
+    return table(["φ (20 epochs)", "seeds", "Conv5 top-1 (seed 0 / 1 / ...; mean ± std)", "linear probe", "kNN"], rows)
+
+
 def sweeps(folder: Path) -> str:
     rows = []
     for stem, label in SWEEPS.items():
@@ -149,7 +175,8 @@ def sweeps(folder: Path) -> str:
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results")
     for title, make in (("Zhang et al. 2022, Table 3 analogue", zhang_table), ("Families, one protocol", family_table),
-                        ("Table 1 analogue", table1), ("Low-label linear probes", low_label), ("Table 6 analogue", sweeps)):
+                        ("Table 1 analogue", table1), ("Low-label linear probes", low_label),
+                        ("Pretraining seeds", seeds), ("Table 6 analogue", sweeps)):
         print(f"### {title}\n\n{make(folder)}\n")
 
 
