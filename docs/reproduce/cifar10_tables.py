@@ -39,7 +39,7 @@ SWEEPS = {"cifar10_patchvae_bvis0.06": "β_vis = 0.96 (paper 0.06 × 16)", "cifa
           "cifar10_patchvae_bvis0.6": "β_vis = 9.6 (0.6 × 16)"}
 #: seeds of pretraining (random φ: of its init): result stem of seed 0 -> label; seed s > 0 is docs/results/<stem>.seed<s>.*.json
 SEEDS = {"cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96", "cifar10_beta_vae": "β-VAE",
-         "cifar10_patchvae": "PatchVAE (β_vis = 10)", "cifar10_random": "random-init φ (seed of the init and the head)"}
+         "cifar10_random": "random-init φ (seed of the init and the head)"}
 DASH = "—"
 
 
@@ -168,8 +168,12 @@ def seeds(folder: Path) -> str:
                            lambda r: get(metrics_of(read(folder / f"{r}.probes.json")).get("pooled_linear"), "top1"),
                            lambda r: get(metrics_of(read(folder / f"{r}.probes.json")).get("pooled_knn"), "top1")):
             cells.append(per_seed([read_value(r) for r in runs]))
+        health = [metrics_of(read(folder / f"{r}.probes.json")).get("parts") for r in runs]
+        cells.append(DASH if not any(health) else " / ".join(
+            DASH if h is None else f"{h['active_parts']} of {h['num_parts']}" for h in health))
         rows.append([label, str(len(runs))] + cells)
-    return table(["φ (20 epochs)", "seeds", "Conv5 top-1 (seed 0 / 1 / ...; mean ± std)", "linear probe", "kNN"], rows)
+    return table(["φ (20 epochs)", "seeds", "Conv5 top-1 (seed 0 / 1 / ...; mean ± std)", "linear probe", "kNN",
+                  "active parts"], rows)
 
 
 def sweeps(folder: Path) -> str:
