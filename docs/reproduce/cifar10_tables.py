@@ -5,7 +5,7 @@
 Tables: the Zhang et al. 2022 Table 3 analogue (zhang2022_cifar10.sh), the family comparison (the same
 rate / intrinsic dimension / latent probe columns for PatchVAE, β-VAE and the PixelVAEs), the Table 1
 analogue rows (cifar10_weights.sh and the L_w runs; linear probes over seeds 0-2 from cifar10_probe_seeds.sh
-where run), the low-label probes (cifar10_low_label.sh, mean ± std
+where run), Conv1 / Conv3 / Conv5 from docs/results/<stem>.finetune{_conv1,_conv3,}.json, the low-label probes (cifar10_low_label.sh, mean ± std
 over seeds) and the ablation sweeps (cifar10_sweeps.sh). Cells without a result file print "—".
 """
 
@@ -132,17 +132,18 @@ def table1(folder: Path) -> str:
         m = metrics_of(read(folder / f"{stem}.probes.json"))
         parts, idim = m.get("parts"), m.get("intrinsic_dim")
         conv5 = finetune_result(read(folder / f"{stem}.finetune.json"), "none" if stem.endswith("supervised") else "conv5")
-        conv3 = finetune_result(read(folder / f"{stem}.finetune_conv3.json"), "conv3")
-        rows.append([label, fmt(get(conv3, "top1")), fmt(get(conv5, "top1")), fmt(get(conv5, "top5")),
+        conv1, conv3 = (finetune_result(read(folder / f"{stem}.finetune_{k}.json"), k) for k in ("conv1", "conv3"))
+        rows.append([label, fmt(get(conv1, "top1")), fmt(get(conv3, "top1")), fmt(get(conv5, "top1")), fmt(get(conv5, "top5")),
                      linear_probe_cell(folder, stem, m.get("pooled_linear")),
                      fmt(get(m.get("pooled_knn"), "top1")), low_label_cell(folder, tag, 10), low_label_cell(folder, tag, 100),
                      fmt(get(m.get("rate"), "nats"), 1),
                      DASH if not idim else f"{idim['intrinsic_dimension']} / {idim['feature_dim']} ({idim['layer']})",
                      DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}"])
-    header = ["φ", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
+    header = ["φ", "Conv1 top-1", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
               "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"]
-    if all(r[1] == DASH for r in rows):  # no Conv3 run yet: leave the column out
-        header, rows = header[:1] + header[2:], [r[:1] + r[2:] for r in rows]
+    for column in (2, 1):  # a ConvK column without any run yet is left out
+        if all(r[column] == DASH for r in rows):
+            header, rows = header[:column] + header[column + 1:], [r[:column] + r[column + 1:] for r in rows]
     return table(header, rows)
 
 
