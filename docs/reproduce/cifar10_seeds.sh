@@ -10,17 +10,7 @@ set -euo pipefail
 RUNS=${RUNS:-runs}
 DATA=${DATA:-../shared/data/cifar10-jpeg.zip}
 OUT=docs/results
-for RECIPE in cifar10_patchvae_tuned cifar10_beta_vae; do
-  RUN=$RECIPE.seed1
-  [ -f "$RUNS/$RUN/model/model.safetensors" ] || patchvae train "$RECIPE" --data-dir "$DATA" --epochs 20 --seed 1 \
-    --threads 1 --no-images --resume --out "$RUNS/$RUN"
-  case "$RECIPE" in *patchvae*) PROBES="linear knn parts rate intrinsic_dim" ;; *) PROBES="linear knn rate intrinsic_dim" ;; esac
-  # shellcheck disable=SC2086
-  [ -f "$OUT/$RUN.probes.json" ] || patchvae eval "$RUNS/$RUN/model" --data-dir "$DATA" --probe $PROBES --seed 0 \
-    --threads 1 --no-progress --out "$OUT/$RUN.probes.json"
-  [ -f "$OUT/$RUN.finetune.json" ] || patchvae finetune "$RUNS/$RUN/model" --data-dir "$DATA" --preset conv5 --seed 0 \
-    --threads 1 --no-progress --out "$OUT/$RUN.finetune.json"
-done
+SEED=1 LOW_LABEL=0 EPOCHS=20 RUNS="$RUNS" DATA="$DATA" bash docs/reproduce/cifar10_table1_rows.sh cifar10_patchvae_tuned cifar10_beta_vae
 for SEED in 1 2; do
   [ -f "$OUT/cifar10_random.seed$SEED.probes.json" ] || patchvae eval random --dataset cifar10 --data-dir "$DATA" \
     --probe linear knn --seed $SEED --threads 1 --no-progress --out "$OUT/cifar10_random.seed$SEED.probes.json"

@@ -106,14 +106,17 @@ def finetune_result(report: dict | None, freeze: str = "conv5") -> dict | None:
     return next((r for r in (report or {}).get("results", []) if str(r.get("freeze")) == freeze), None)
 
 
+def mean_std(top1: list[float], seeds: int = 3) -> str:
+    """``mean ± std`` of one cell's runs, ``(k seeds)`` added when fewer than ``seeds`` exist."""
+    std = statistics.stdev(top1) if len(top1) > 1 else 0.0
+    return f"{statistics.mean(top1):.2f} ± {std:.2f}" + ("" if len(top1) == seeds else f" ({len(top1)} seeds)")
+
+
 def low_label_cell(folder: Path, tag: str | None, n: int) -> str:
     """mean ± std of the top-1 of the low-label probes of ``tag`` with ``n`` labels per class over seeds 0-2."""
     runs = [read(folder / "low_label" / f"{tag}.n{n}.seed{s}.json") for s in range(3)] if tag else []
     top1 = [r["results"][0]["top1"] for r in runs if r is not None]
-    if not top1:
-        return DASH
-    std = statistics.stdev(top1) if len(top1) > 1 else 0.0
-    return f"{statistics.mean(top1):.2f} ± {std:.2f}" + ("" if len(top1) == 3 else f" ({len(top1)} seeds)")
+    return mean_std(top1) if top1 else DASH
 
 
 def linear_probe_cell(folder: Path, stem: str, seed0: dict | None) -> str:
@@ -121,9 +124,7 @@ def linear_probe_cell(folder: Path, stem: str, seed0: dict | None) -> str:
     docs/results/probe_seeds/<stem>.seed{1,2}.json exist (cifar10_probe_seeds.sh)."""
     more = [metrics_of(read(folder / "probe_seeds" / f"{stem}.seed{s}.json")).get("pooled_linear") for s in (1, 2)]
     top1 = [r["top1"] for r in [seed0, *more] if r is not None]
-    if len(top1) < 2 or seed0 is None:
-        return fmt(get(seed0, "top1"))
-    return f"{statistics.mean(top1):.2f} ± {statistics.stdev(top1):.2f}" + ("" if len(top1) == 3 else f" ({len(top1)} seeds)")
+    return fmt(get(seed0, "top1")) if seed0 is None or len(top1) < 2 else mean_std(top1)
 
 
 def table1(folder: Path) -> str:
@@ -154,25 +155,24 @@ def low_label(folder: Path) -> str:
 
 def per_seed(values: list[float | None]) -> str:
     """``a / b; mean ± std`` over the seeds' values (just ``a`` for one seed)."""
-    cell = " / ".join(fmt(v) for v in values)
     known = [v for v in values if v is not None]
-    return cell if len(known) < 2 else f"{cell}; {statistics.mean(known):.2f} ± {statistics.stdev(known):.2f}"
+    cell = " / ".join(fmt(v) for v in values)
+    return cell if len(known) < 2 else f"{cell}; {mean_std(known, len(known))}"
 
 
 def seeds(folder: Path) -> str:
-    """Conv5 / linear / kNN of each pretraining seed (0, 1, ...) of the SEEDS rows, and their mean ± std."""
+    """Conv5 / linear / kNN / part health of each seed (0, 1, ...) of the SEEDS rows, with mean ± std."""
     rows = []
     for stem, label in SEEDS.items():
         runs = [stem] + [f"{stem}.seed{s}" for s in range(1, 10) if (folder / f"{stem}.seed{s}.probes.json").is_file()]
-        cells = []
-        for read_value in (lambda r: get(finetune_result(read(folder / f"{r}.finetune.json")), "top1"),
-                           lambda r: get(metrics_of(read(folder / f"{r}.probes.json")).get("pooled_linear"), "top1"),
-                           lambda r: get(metrics_of(read(folder / f"{r}.probes.json")).get("pooled_knn"), "top1")):
-            cells.append(per_seed([read_value(r) for r in runs]))
-        health = [metrics_of(read(folder / f"{r}.probes.json")).get("parts") for r in runs]
-        cells.append(DASH if not any(health) else " / ".join(
-            DASH if h is None else f"{h['active_parts']} of {h['num_parts']}" for h in health))
-        rows.append([label, str(len(runs))] + cells)
+        probes = [metrics_of(read(folder / f"{r}.probes.json")) for r in runs]
+        conv5 = [get(finetune_result(read(folder / f"{r}.finetune.json")), "top1") for r in runs]
+        health = [m.get("parts") for m in probes]
+        rows.append([label, str(len(runs)), per_seed(conv5),
+                     per_seed([get(m.get("pooled_linear"), "top1") for m in probes]),
+                     per_seed([get(m.get("pooled_knn"), "top1") for m in probes]),
+                     DASH if not any(health) else " / ".join(
+                         DASH if h is None else f"{h['active_parts']} of {h['num_parts']}" for h in health)])
     return table(["φ (20 epochs)", "seeds", "Conv5 top-1 (seed 0 / 1 / ...; mean ± std)", "linear probe", "kNN",
                   "active parts"], rows)
 
