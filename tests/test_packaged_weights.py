@@ -12,6 +12,7 @@ import patchvae.models as zoo
 from patchvae.data import BatchPreprocess
 from patchvae.evaluation import is_likelihood_model
 from patchvae.models._papers import get_paper
+from patchvae.models._publish import model_card
 from patchvae.models._weights import sha256sum
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -45,6 +46,7 @@ def test_packaged_folder_is_complete_and_intact(name):
     assert folder["sha256"] == cfg.sha256 and folder["metrics"] == dict(cfg.metrics)
     assert folder["description"] == cfg.description and folder["command"] == cfg.command
     card = (path.parent / "README.md").read_text()
+    assert card == model_card(folder), f"the card of {name} is stale: run python docs/reproduce/refresh_cards.py"
     assert "license: mit" in card and get_paper(cfg.paper).bibtex in card  # the family's own source
     for value in cfg.metrics.values():
         assert f"| {value:g} |" in card, f"model card of {name} does not show {value}"

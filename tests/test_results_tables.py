@@ -4,6 +4,7 @@ reports in docs/results/: a number edited by hand, or a new report whose table w
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,13 @@ def _tables():
     return module
 
 
-@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "seeds", "sweeps"])
+SWEEPS = ["table3_num_parts_cifar10", "table4_part_dim_cifar10", "table5_visibility_prior_cifar10", "table6_beta_vis_cifar10"]
+
+
+@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "seeds", *SWEEPS])
 def test_cifar10_table_in_results_md_is_generated_from_the_json(name):
-    table = getattr(_tables(), name)(RESULTS)
+    tables = _tables()
+    table = tables.sweep_table(RESULTS, name) if name in SWEEPS else getattr(tables, name)(RESULTS)
     assert table.count("\n") >= 3, table  # a header, the rule and at least two rows
     assert table in (ROOT / "docs" / "results.md").read_text(), (
         f"docs/results.md does not hold the current {name}: run python docs/reproduce/cifar10_tables.py and paste it")
@@ -36,3 +41,24 @@ def test_table1_reads_every_row_and_marks_missing_cells(tmp_path):
     full = tables.table1(RESULTS)
     tuned = next(r for r in full.splitlines() if "cifar10_tuned" in r)
     assert "| 54.76 |" in tuned and "16 / 16" in tuned  # the default weights' Conv5 and part health
+
+
+def test_sweep_tables_cover_exactly_the_registered_sweeps():
+    from patchvae.recipes import get_sweep
+
+    tables = _tables()
+    assert sorted(tables.SWEEPS) == sorted(SWEEPS)
+    for sweep, (_, rows) in tables.SWEEPS.items():
+        assert list(rows) == [r.name for r in get_sweep(sweep)], f"{sweep}: the table's rows are not the sweep's recipes"
+
+
+def test_sweep_table_marks_missing_runs_and_adds_conv5_once_run(tmp_path):
+    tables = _tables()
+    empty = tables.sweep_table(tmp_path, "table3_num_parts_cifar10").splitlines()
+    assert "Conv5 top-1" not in empty[0] and len(empty) == 2 + 5
+    assert all(row.count(tables.DASH) == 6 for row in empty[2:])  # all but the label and the paper's number
+    (tmp_path / "cifar10_patchvae_n8.finetune.json").write_text(json.dumps(
+        {"results": [{"freeze": "conv5", "top1": 51.234, "top5": 90.0}]}))
+    with_conv5 = tables.sweep_table(tmp_path, "table3_num_parts_cifar10").splitlines()
+    assert "Conv5 top-1" in with_conv5[0]
+    assert with_conv5[3].startswith("| N = 8 | 28.74 | 51.23 |")

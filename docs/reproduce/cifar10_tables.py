@@ -1,6 +1,9 @@
 """Print the CIFAR-10 (JPEG copy) tables of docs/results.md (markdown) from the evaluation JSON in docs/results/.
 
-    python docs/reproduce/cifar10_tables.py [docs/results]
+    python docs/reproduce/cifar10_tables.py [docs/results] [--runs RUNS]
+
+With ``--runs`` (the folder of cifar10_sweeps.sh) it also prints each sweep run's test loss terms at its last
+epoch, read from RUNS/<recipe>/log.jsonl (the runs are not committed, so docs/results.md quotes them as text).
 
 Tables: the Zhang et al. 2022 Table 3 analogue (zhang2022_cifar10.sh), the family comparison (the same
 rate / intrinsic dimension / latent probe columns for PatchVAE, β-VAE and the PixelVAEs), the Table 1
@@ -35,8 +38,22 @@ TABLE1 = {
     "cifar10_random": ("random-init φ", "random"),
     "cifar10_supervised": ("supervised from scratch (nothing frozen)", None),
 }
-SWEEPS = {"cifar10_patchvae_bvis0.06": "β_vis = 0.96 (paper 0.06 × 16)", "cifar10_patchvae_bvis0.3": "β_vis = 4.8 (0.3 × 16)",
-          "cifar10_patchvae_bvis0.6": "β_vis = 9.6 (0.6 × 16)"}
+#: the ablation sweeps (cifar10_sweeps.sh, 15 epochs, seed 0): sweep -> (the swept setting, {result stem: (label,
+#: the paper's CIFAR-100 Conv5 top-1 of that row)}); every other setting is the paper's default (N = 16, d_p = 6,
+#: prior 1/N, β_vis = 10)
+SWEEPS: dict[str, tuple[str, dict[str, tuple[str, float]]]] = {
+    "table3_num_parts_cifar10": ("N", {f"cifar10_patchvae_n{n}": (f"N = {n}", paper) for n, paper in
+                                       ((4, 27.59), (8, 28.74), (16, 28.94), (32, 27.78), (64, 29.00))}),
+    "table4_part_dim_cifar10": ("d_p", {"cifar10_patchvae_dp3": ("d_p = 3", 28.63),
+                                        "cifar10_patchvae_n16": ("d_p = 6 (the N = 16 run)", 28.97),
+                                        "cifar10_patchvae_dp9": ("d_p = 9", 28.21)}),
+    "table5_visibility_prior_cifar10": ("z_vis prior", {f"cifar10_patchvae_prior{p}": (f"prior = {p}", paper) for p, paper in
+                                                        ((0.01, 28.86), (0.05, 28.67), (0.1, 28.31))}),
+    "table6_beta_vis_cifar10": ("β_vis", {
+        "cifar10_patchvae_bvis0.06": ("β_vis = 0.96 (paper 0.06 × 16)", 30.11),
+        "cifar10_patchvae_bvis0.3": ("β_vis = 4.8 (0.3 × 16)", 30.37),
+        "cifar10_patchvae_bvis0.6": ("β_vis = 9.6 (0.6 × 16)", 28.90)}),
+}
 #: seeds of pretraining (random φ: of its init): result stem of seed 0 -> label; seed s > 0 is docs/results/<stem>.seed<s>.*.json
 SEEDS = {"cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96", "cifar10_beta_vae": "β-VAE",
          "cifar10_random": "random-init φ (seed of the init and the head)"}
@@ -177,23 +194,51 @@ def seeds(folder: Path) -> str:
                   "active parts"], rows)
 
 
-def sweeps(folder: Path) -> str:
+def sweep_table(folder: Path, sweep: str) -> str:
+    """One ablation sweep (a key of :data:`SWEEPS`): the paper's CIFAR-100 Conv5 beside our Conv5 (column left out
+    until a docs/results/<stem>.finetune.json exists), probes and part health."""
+    setting, runs = SWEEPS[sweep]
     rows = []
-    for stem, label in SWEEPS.items():
+    for stem, (label, paper) in runs.items():
         m = metrics_of(read(folder / f"{stem}.probes.json"))
-        parts = m.get("parts")
-        rows.append([label, fmt(get(m.get("pooled_linear"), "top1")), fmt(get(m.get("pooled_knn"), "top1")),
-                     fmt(get(m.get("rate"), "nats"), 1), DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}",
-                     DASH if not parts else fmt(parts["mean_visibility"], 3)])
-    return table(["β_vis (15 epochs)", "linear probe", "kNN", "rate (nats)", "active parts", "mean P(visible)"], rows)
+        parts, conv5 = m.get("parts"), finetune_result(read(folder / f"{stem}.finetune.json"))
+        rows.append([label, fmt(paper), fmt(get(conv5, "top1")), fmt(get(m.get("pooled_linear"), "top1")),
+                     fmt(get(m.get("pooled_knn"), "top1")), fmt(get(m.get("rate"), "nats"), 1),
+                     DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}",
+                     DASH if not parts else fmt(parts["mean_visibility"], 3),
+                     DASH if not parts else fmt(parts["part_usage_entropy_fraction"], 3)])
+    header = [f"{setting} (15 epochs)", "paper: CIFAR-100 Conv5", "Conv5 top-1", "linear probe", "kNN", "rate (nats)",
+              "active parts", "mean P(visible)", "part usage entropy / log N"]
+    if all(r[2] == DASH for r in rows):
+        header, rows = header[:2] + header[3:], [r[:2] + r[3:] for r in rows]
+    return table(header, rows)
+
+
+def sweep_losses(runs: Path, sweep: str) -> str:
+    """Test loss terms (per image) at the last epoch of each run of ``sweep``, from its training log."""
+    rows = []
+    for stem, (label, _) in SWEEPS[sweep][1].items():
+        log = runs / stem / "log.jsonl"
+        epochs = [e for e in map(json.loads, log.read_text().splitlines()) if e.get("event") == "epoch"] if log.is_file() else []
+        test = epochs[-1]["eval"] if epochs else {}
+        rows.append([label, str(epochs[-1]["epoch"]) if epochs else DASH] +
+                    [fmt(test.get(k), 1) for k in ("loss", "reconstruction", "kl_appearance", "kl_visibility")])
+    return table([SWEEPS[sweep][0], "epoch", "test loss", "reconstruction", "KL appearance", "KL visibility"], rows)
 
 
 def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results")
+    args = sys.argv[1:]
+    runs = Path(args.pop(args.index("--runs") + 1)) if "--runs" in args else None
+    args = [a for a in args if a != "--runs"]
+    folder = Path(args[0] if args else "docs/results")
     for title, make in (("Zhang et al. 2022, Table 3 analogue", zhang_table), ("Families, one protocol", family_table),
                         ("Table 1 analogue", table1), ("Low-label linear probes", low_label),
-                        ("Pretraining seeds", seeds), ("Table 6 analogue", sweeps)):
+                        ("Pretraining seeds", seeds)):
         print(f"### {title}\n\n{make(folder)}\n")
+    for sweep in SWEEPS:
+        print(f"### Sweep {sweep}\n\n{sweep_table(folder, sweep)}\n")
+        if runs is not None:
+            print(f"Test loss terms, last epoch ({runs}):\n\n{sweep_losses(runs, sweep)}\n")
 
 
 if __name__ == "__main__":
