@@ -146,3 +146,20 @@ def test_adversarial_families_train(tmp_path, fashion_mnist, name):
     state = load_file(tmp_path / "checkpoint.safetensors")
     assert any(k.startswith(("discriminator.", "model.discriminator.")) for k in state)
     assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_read_events_returns_one_kind_in_order_and_skips_a_cut_line(tmp_path):
+    from patchvae.training.logs import RunLogger, read_events
+
+    assert read_events(tmp_path / "no_run", "epoch") == []
+    logger = RunLogger(tmp_path, tensorboard=False)
+    logger.event("epoch", epoch=1, eval={"loss": 2.0})
+    logger.scalars("train", 5, {"loss": 1.5})
+    logger.event("end", epoch=1)
+    logger.event("epoch", epoch=2, eval={"loss": 1.0})
+    logger.close()
+    with open(tmp_path / "log.jsonl", "a") as f:
+        f.write('{"event": "epoch", "epo')  # a process killed mid-write
+    events = read_events(tmp_path, "epoch")
+    assert [(e["epoch"], e["eval"]["loss"]) for e in events] == [(1, 2.0), (2, 1.0)]
+    assert [e["epoch"] for e in read_events(tmp_path, "end")] == [1]

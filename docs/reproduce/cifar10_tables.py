@@ -14,10 +14,12 @@ over seeds) and the ablation sweeps (cifar10_sweeps.sh). Cells without a result 
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
+
+from patchvae.training.logs import read_events
 
 ZHANG = {"vae": "VAE (h = 0)", "lpvae_h1": "LPVAE (h = 1)", "lpvae_h2": "LPVAE (h = 2)", "fpvae": "FPVAE"}
 HEADS = {"vae": "h0", "lpvae_h1": "h1", "lpvae_h2": "h2", "fpvae": "full"}  #: variant -> pixelvae_resnet_<head>_small
@@ -92,6 +94,13 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def without_empty_columns(header: list[str], rows: list[list[str]], columns: tuple[int, ...]) -> tuple[list, list]:
+    """``header`` and ``rows`` without those of ``columns`` in which every row is a dash (nothing run yet)."""
+    empty = {c for c in columns if all(r[c] == DASH for r in rows)}
+    keep = [i for i in range(len(header)) if i not in empty]
+    return [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
 def zhang_table(folder: Path) -> str:
     ms = {v: metrics_of(read(folder / f"zhang2022_cifar10_{v}.json")) for v in ZHANG}
     spec = [("test BPD (−ELBO)", "bpd", "bpd", 3), ("Mutual Info (rate, nats)", "rate", "nats", 1),
@@ -159,10 +168,7 @@ def table1(folder: Path) -> str:
                      DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}"])
     header = ["φ", "Conv1 top-1", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
               "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"]
-    for column in (2, 1):  # a ConvK column without any run yet is left out
-        if all(r[column] == DASH for r in rows):
-            header, rows = header[:column] + header[column + 1:], [r[:column] + r[column + 1:] for r in rows]
-    return table(header, rows)
+    return table(*without_empty_columns(header, rows, (1, 2)))  # a ConvK column without any run yet is left out
 
 
 def low_label(folder: Path) -> str:
@@ -209,17 +215,14 @@ def sweep_table(folder: Path, sweep: str) -> str:
                      DASH if not parts else fmt(parts["part_usage_entropy_fraction"], 3)])
     header = [f"{setting} (15 epochs)", "paper: CIFAR-100 Conv5", "Conv5 top-1", "linear probe", "kNN", "rate (nats)",
               "active parts", "mean P(visible)", "part usage entropy / log N"]
-    if all(r[2] == DASH for r in rows):
-        header, rows = header[:2] + header[3:], [r[:2] + r[3:] for r in rows]
-    return table(header, rows)
+    return table(*without_empty_columns(header, rows, (2,)))
 
 
 def sweep_losses(runs: Path, sweep: str) -> str:
     """Test loss terms (per image) at the last epoch of each run of ``sweep``, from its training log."""
     rows = []
     for stem, (label, _) in SWEEPS[sweep][1].items():
-        log = runs / stem / "log.jsonl"
-        epochs = [e for e in map(json.loads, log.read_text().splitlines()) if e.get("event") == "epoch"] if log.is_file() else []
+        epochs = read_events(runs / stem, "epoch")
         test = epochs[-1]["eval"] if epochs else {}
         rows.append([label, str(epochs[-1]["epoch"]) if epochs else DASH] +
                     [fmt(test.get(k), 1) for k in ("loss", "reconstruction", "kl_appearance", "kl_visibility")])
@@ -227,10 +230,11 @@ def sweep_losses(runs: Path, sweep: str) -> str:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    runs = Path(args.pop(args.index("--runs") + 1)) if "--runs" in args else None
-    args = [a for a in args if a != "--runs"]
-    folder = Path(args[0] if args else "docs/results")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=Path("docs/results"), help="the evaluation JSON reports")
+    parser.add_argument("--runs", type=Path, help="the sweep runs (cifar10_sweeps.sh RUNS): also print their test loss terms")
+    args = parser.parse_args()
+    folder, runs = args.folder, args.runs
     for title, make in (("Zhang et al. 2022, Table 3 analogue", zhang_table), ("Families, one protocol", family_table),
                         ("Table 1 analogue", table1), ("Low-label linear probes", low_label),
                         ("Pretraining seeds", seeds)):

@@ -13,6 +13,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from patchvae.training.logs import read_events
+
 ROWS = [("lpvae", "LPVAE-M2"), ("m2", "M2 (h=0 decoder)"), ("supervised", "q(y|x) on the labels only")]
 PROBES = {"fmnist": ("patchvae_resnet9.fmnist", "beta_vae_resnet9_32.fmnist"),
           "cifar10": ("patchvae_resnet9.cifar10", "beta_vae_resnet9_32.cifar10")}
@@ -20,10 +22,7 @@ COLUMNS = {"fmnist": (10, 60, 100, 300), "cifar10": (100, 300)}
 
 
 def run_accuracy(runs: Path, data: str, variant: str, per: int, seed: int) -> dict | None:
-    log = runs / f"m2_{data}_{variant}_{per}pc_s{seed}" / "log.jsonl"
-    if not log.is_file():
-        return None
-    epochs = [json.loads(line) for line in log.read_text().splitlines() if '"event": "epoch"' in line]
+    epochs = read_events(runs / f"m2_{data}_{variant}_{per}pc_s{seed}", "epoch")
     if not epochs:
         return None
     last = epochs[-1]

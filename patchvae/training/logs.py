@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLogger"]
+__all__ = ["RunLogger", "read_events"]
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +48,20 @@ class RunLogger:
         if self._tb is not None:
             self._tb.close()
         self._file.close()
+
+
+def read_events(run_dir: str | Path, kind: str) -> list[dict[str, Any]]:
+    """The ``kind`` events (e.g. "epoch") that :class:`RunLogger` wrote to ``run_dir/log.jsonl``, in order;
+    ``[]`` when the run has no log yet. A line cut short by a killed process is skipped."""
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("event") == kind:
+            events.append(record)
+    return events
