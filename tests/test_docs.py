@@ -164,3 +164,27 @@ def test_site_has_every_page(site):
     for page in ("index.html", "zoo/index.html", "weights/index.html", "models/index.html", "results/index.html",
                  "benchmarks/index.html", "api/index.html"):
         assert (site / page).is_file(), page
+
+
+def test_readme_pretrained_tables_show_the_cards_numbers():
+    """Every README row that names packaged weights shows that card's Conv5 / linear / kNN / active parts."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    header, checked = None, 0
+    for line in readme.splitlines():
+        if line.startswith("| `create(name, pretrained=True)`"):
+            header = [c.strip() for c in line.strip("|").split("|")]
+            continue
+        m = re.match(r"^\| `([^`]+)`", line)
+        if not (header and m and m.group(1) in list_pretrained()):
+            header = header if line.startswith("|") else None
+            continue
+        cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
+        metrics = get_pretrained_cfg(m.group(1)).metrics
+        for column, key in (("Conv1", "conv1_top1"), ("Conv3", "conv3_top1"), ("Conv5", "conv5_top1"),
+                            ("linear probe", "linear_probe_top1"), ("kNN", "knn_top1")):
+            if column in cells and key in metrics:
+                assert float(cells[column]) == pytest.approx(metrics[key], abs=0.005), (m.group(1), column, cells, metrics)
+                checked += 1
+        if cells.get("active parts", "—") != "—" and "active_parts" in metrics:  # (the Fashion-MNIST cards predate it)
+            assert cells["active parts"] == f"{metrics['active_parts']} / {metrics['num_parts']}", (m.group(1), cells)
+    assert checked >= 15, f"only {checked} README cells checked: did the pretrained tables' header change?"

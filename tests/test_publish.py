@@ -102,6 +102,7 @@ def test_registered_weights_are_published_byte_for_byte(tmp_path, monkeypatch):
     other = weights_folder(tmp_path / "other", tiny_patchvae(seed=32))
     with pytest.raises(ValueError, match="registered with sha256 .* publish them under a new tag"):
         build_publish_folder(other, tmp_path / "out3", name="patchvae_resnet9.reg", **PROVENANCE)
+    assert not (tmp_path / "out3").exists()  # the refused weights leave no half-built folder
 
 
 def test_upload_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypatch, capsys):

@@ -25,7 +25,7 @@ def _tables():
 SWEEPS = list_sweeps("*_cifar10")  #: every CIFAR-10 ablation sweep of the registry has its table in docs/results.md
 
 
-@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "seeds", *SWEEPS])
+@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "table1_shipped", "seeds", *SWEEPS])
 def test_cifar10_table_in_results_md_is_generated_from_the_json(name):
     tables = _tables()
     table = tables.sweep_table(RESULTS, name) if name in SWEEPS else getattr(tables, name)(RESULTS)
@@ -40,9 +40,38 @@ def test_table1_reads_every_row_and_marks_missing_cells(tmp_path):
     rows = empty.splitlines()[2:]
     assert len(rows) == len(tables.TABLE1)
     assert all(set(cell.strip()) == {tables.DASH} for row in rows for cell in row.strip("|").split("|")[1:])
-    full = tables.table1(RESULTS)
-    tuned = next(r for r in full.splitlines() if "cifar10_tuned" in r)
-    assert "| 54.76 |" in tuned and "16 / 16" in tuned  # the default weights' Conv5 and part health
+    full = tables.table1(RESULTS)  # the 20-epoch table
+    tuned = next(r for r in full.splitlines() if r.startswith("| PatchVAE, β_vis = 0.96 |"))
+    assert "| 54.76 |" in tuned and "16 / 16" in tuned  # the 20-epoch β_vis = 0.96 run's Conv5 and part health
+
+
+def test_shipped_budget_table_reads_its_folder_and_the_baselines(tmp_path):
+    """The rows without pretraining come from the baselines' folder, the others only from the budget's folder."""
+    tables = _tables()
+    (tmp_path / "cifar10_random.finetune.json").write_text(json.dumps({"results": [{"freeze": "conv5", "top1": 50.5, "top5": 90}]}))
+    (tmp_path / "cifar10_patchvae.finetune.json").write_text(json.dumps({"results": [{"freeze": "conv5", "top1": 40.0, "top5": 80}]}))
+    rows = {r.split(" | ")[0]: r for r in tables.table1(tmp_path / "none", baselines=tmp_path, weights=tables.SHIPPED).splitlines()[2:]}
+    assert "| 50.50 | 90.00 |" in rows["| random-init φ"]
+    assert set(rows["| PatchVAE (`patchvae_resnet9.cifar10`)"].split(" | ")[1:-1]) == {tables.DASH}
+    run_only = tables.table1(tmp_path / "none", baselines=tmp_path, run_rows_only=True).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in run_only] == ["| random-init φ"]  # rows without any report are left out
+
+
+@pytest.mark.parametrize("stem", sorted(_tables().SHIPPED))
+def test_shipped_weights_cards_match_the_shipped_budget_table(stem):
+    """Each shipped CIFAR-10 weight's card numbers are its row of the shipped-budget Table 1 (same reports)."""
+    from patchvae.models import get_pretrained_cfg
+
+    tables = _tables()
+    name = tables.SHIPPED[stem]
+    cfg = get_pretrained_cfg(name)
+    row = next(r for r in tables.table1_shipped(RESULTS).splitlines() if f"(`{name}`)" in r)
+    conv5 = f"| {cfg.metrics['conv5_top1']:.2f} | {cfg.metrics['conv5_top5']:.2f} |"
+    assert conv5 in row, (row, cfg.metrics)
+    if "conv3_top1" in cfg.metrics:  # the Conv3 column sits just before Conv5
+        assert f"| {cfg.metrics['conv3_top1']:.2f} {conv5}" in row, (row, cfg.metrics)
+    assert f"| {cfg.metrics['knn_top1']:.2f} |" in row
+    assert cfg.epochs == int(tables.SHIPPED_BUDGET.removeprefix("cifar10_e"))
 
 
 def test_sweep_tables_cover_exactly_the_registered_sweeps():
@@ -63,3 +92,14 @@ def test_sweep_table_marks_missing_runs_and_adds_conv5_once_run(tmp_path):
     with_conv5 = tables.sweep_table(tmp_path, "table3_num_parts_cifar10").splitlines()
     assert "Conv5 top-1" in with_conv5[0]
     assert with_conv5[3].startswith("| N = 8 | 28.74 | 51.23 |")
+
+
+def test_training_curve_reads_loss_temperature_and_parts_from_the_logs(tmp_path):
+    tables = _tables()
+    run = tmp_path / "cifar10_patchvae"
+    run.mkdir()
+    events = [{"event": "epoch", "epoch": 10, "eval": {"loss": 1400.4}, "temperature": 0.5, "part_health": {"active_parts": 16}},
+              {"event": "epoch", "epoch": 20, "eval": {"loss": 1350.0}, "temperature": 0.4}]  # no parts: no τ shown
+    (run / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    rows = tables.training_curve(tmp_path, ["cifar10_patchvae", "cifar10_beta_vae"], epochs=(10, 20, 30)).splitlines()[2:]
+    assert rows == ["| PatchVAE | 1400 (τ 0.50, 16 parts) | 1350 | — |", "| β-VAE | — | — | — |"]

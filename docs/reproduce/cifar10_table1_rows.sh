@@ -5,7 +5,9 @@
 #   EPOCHS=20 RUNS=runs bash docs/reproduce/cifar10_table1_rows.sh cifar10_patchvae_gan cifar10_beta_vae_gan cifar10_bigan supervised
 # "supervised" is the supervised-from-scratch row (random φ, nothing frozen, the same protocol).
 # SEED=S (default 0) pretrains with seed S into runs/<recipe>.seed<S> and docs/results/<recipe>.seed<S>.* (evaluated
-# with seed 0 like the seed-0 rows); LOW_LABEL=0 skips the low-label probes.
+# with seed 0 like the seed-0 rows); LOW_LABEL=0 skips the low-label probes. RESULTS=DIR (default docs/results)
+# takes the JSON reports (the 30-epoch table: RESULTS=docs/results/cifar10_e30 EPOCHS=30). PRESETS="conv5 conv3 conv1"
+# (default conv5) picks the fine-tuning columns: <run>.finetune.json for Conv5, <run>.finetune_<preset>.json for the others.
 # Finished steps are skipped, so the script resumes; one thread per process (run two rows side by side on 2 cores).
 # Measured on 2 shared AMD EPYC cores, one thread each: -GAN and BiGAN pretraining ~215 s per epoch
 # (~72 min for 20), Conv5 ~12 min, probes ~3 min.
@@ -15,7 +17,9 @@ RUNS=${RUNS:-runs}
 DATA=${DATA:-../shared/data/cifar10-jpeg.zip}
 SEED=${SEED:-0}
 LOW_LABEL=${LOW_LABEL:-1}
-OUT=docs/results
+PRESETS=${PRESETS:-conv5}
+OUT=${RESULTS:-docs/results}
+mkdir -p "$OUT"
 for RECIPE in "$@"; do
   RUN=$RECIPE; [ "$SEED" = 0 ] || RUN=$RECIPE.seed$SEED
   if [ "$RECIPE" = supervised ]; then
@@ -33,7 +37,10 @@ for RECIPE in "$@"; do
   # shellcheck disable=SC2086
   [ -f "$OUT/$RUN.probes.json" ] || patchvae eval "$RUNS/$RUN/model" --data-dir "$DATA" --probe $PROBES --seed 0 \
     --threads 1 --no-progress --out "$OUT/$RUN.probes.json"
-  [ -f "$OUT/$RUN.finetune.json" ] || patchvae finetune "$RUNS/$RUN/model" --data-dir "$DATA" --preset conv5 --seed 0 \
-    --threads 1 --no-progress --out "$OUT/$RUN.finetune.json"
-  [ "$LOW_LABEL" = 0 ] || bash docs/reproduce/cifar10_low_label.sh "$RUNS/$RUN/model"
+  for PRESET in $PRESETS; do
+    FT=$OUT/$RUN.finetune.json; [ "$PRESET" = conv5 ] || FT=$OUT/$RUN.finetune_$PRESET.json
+    [ -f "$FT" ] || patchvae finetune "$RUNS/$RUN/model" --data-dir "$DATA" --preset "$PRESET" --seed 0 \
+      --threads 1 --no-progress --out "$FT"
+  done
+  [ "$LOW_LABEL" = 0 ] || RESULTS=$OUT bash docs/reproduce/cifar10_low_label.sh "$RUNS/$RUN/model"
 done

@@ -23,23 +23,30 @@ from patchvae.training.logs import read_events
 
 ZHANG = {"vae": "VAE (h = 0)", "lpvae_h1": "LPVAE (h = 1)", "lpvae_h2": "LPVAE (h = 2)", "fpvae": "FPVAE"}
 HEADS = {"vae": "h0", "lpvae_h1": "h1", "lpvae_h2": "h2", "fpvae": "full"}  #: variant -> pixelvae_resnet_<head>_small
-#: Table 1 rows: result stem (docs/results/<stem>.*.json) -> (label, low-label tag in docs/results/low_label/)
+#: Table 1 rows: result stem (docs/results/<stem>.*.json; low-label probes docs/results/low_label/<stem>.*) -> label
 TABLE1 = {
-    "cifar10_patchvae": ("PatchVAE (`patchvae_resnet9.cifar10`)", "patchvae_resnet9.cifar10"),
-    "cifar10_patchvae_lw": ("PatchVAE + L_w (`patchvae_resnet9.cifar10_lw`)", "cifar10_patchvae_lw"),
-    "cifar10_patchvae_gan": ("PatchVAE-GAN", "cifar10_patchvae_gan"),
-    "cifar10_patchvae_gan_authors": ("PatchVAE-GAN, the authors' two-step update (`gan_update=authors`)",
-                                     "cifar10_patchvae_gan_authors"),
-    "cifar10_patchvae_gan_lw": ("PatchVAE-GAN + L_w", "cifar10_patchvae_gan_lw"),
-    "cifar10_patchvae_tuned": ("PatchVAE, β_vis = 0.96 (`patchvae_resnet9.cifar10_tuned`)", "cifar10_patchvae_tuned"),
-    "cifar10_beta_vae": ("β-VAE (`beta_vae_resnet9_32.cifar10`)", "beta_vae_resnet9_32.cifar10"),
-    "cifar10_beta_vae_lw": ("β-VAE + L_w (`beta_vae_resnet9_32.cifar10_lw`)", "cifar10_beta_vae_lw"),
-    "cifar10_beta_vae_gan": ("β-VAE-GAN", "cifar10_beta_vae_gan"),
-    "cifar10_beta_vae_gan_lw": ("β-VAE-GAN + L_w", "cifar10_beta_vae_gan_lw"),
-    "cifar10_bigan": ("BiGAN", "cifar10_bigan"),
-    "cifar10_random": ("random-init φ", "random"),
-    "cifar10_supervised": ("supervised from scratch (nothing frozen)", None),
+    "cifar10_patchvae": "PatchVAE",
+    "cifar10_patchvae_lw": "PatchVAE + L_w",
+    "cifar10_patchvae_gan": "PatchVAE-GAN",
+    "cifar10_patchvae_gan_authors": "PatchVAE-GAN, the authors' two-step update (`gan_update=authors`)",
+    "cifar10_patchvae_gan_lw": "PatchVAE-GAN + L_w",
+    "cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96",
+    "cifar10_beta_vae": "β-VAE",
+    "cifar10_beta_vae_lw": "β-VAE + L_w",
+    "cifar10_beta_vae_gan": "β-VAE-GAN",
+    "cifar10_beta_vae_gan_lw": "β-VAE-GAN + L_w",
+    "cifar10_bigan": "BiGAN",
+    "cifar10_random": "random-init φ",
+    "cifar10_supervised": "supervised from scratch (nothing frozen)",
 }
+#: the rows without pretraining: the same at every pretraining budget, so every budget's table reads them from docs/results/
+NO_PRETRAINING = ("cifar10_random", "cifar10_supervised")
+#: the pretraining budget of the shipped CIFAR-10 weights: its reports (cifar10_table1_rows.sh with RESULTS=...)
+SHIPPED_BUDGET = "cifar10_e30"
+#: the shipped weights (weights/<name>/) of the rows of the shipped budget: result stem -> registry name
+SHIPPED = {"cifar10_patchvae": "patchvae_resnet9.cifar10", "cifar10_patchvae_lw": "patchvae_resnet9.cifar10_lw",
+           "cifar10_patchvae_tuned": "patchvae_resnet9.cifar10_tuned", "cifar10_beta_vae": "beta_vae_resnet9_32.cifar10",
+           "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw"}
 #: the ablation sweeps (cifar10_sweeps.sh, 15 epochs, seed 0): sweep -> (the swept setting, {result stem: (label,
 #: the paper's CIFAR-100 Conv5 top-1 of that row)}); every other setting is the paper's default (N = 16, d_p = 6,
 #: prior 1/N, β_vis = 10)
@@ -113,8 +120,8 @@ def zhang_table(folder: Path) -> str:
 
 def family_table(folder: Path) -> str:
     rows = []
-    for stem, arch, label in (("cifar10_patchvae", "patchvae_resnet9", "PatchVAE (`patchvae_resnet9.cifar10`), appearance μ̄ (96-d)"),
-                              ("cifar10_beta_vae", "beta_vae_resnet9_32", "β-VAE (`beta_vae_resnet9_32.cifar10`), μ (96-d)")):
+    for stem, arch, label in (("cifar10_patchvae", "patchvae_resnet9", "PatchVAE (`cifar10_patchvae`), appearance μ̄ (96-d)"),
+                              ("cifar10_beta_vae", "beta_vae_resnet9_32", "β-VAE (`cifar10_beta_vae`), μ (96-d)")):
         m = {**metrics_of(read(folder / f"{stem}.probes.json")), **metrics_of(read(folder / f"cifar10_{arch}.latent_probes.json"))}
         rows.append([label, "20", fmt(get(m.get("rate"), "nats"), 1), fmt(get(m.get("intrinsic_dim"), "intrinsic_dimension"), 0),
                      fmt(get(m.get("linear_svm_fast"), "top1")), fmt(get(m.get("nonlinear"), "top1"))])
@@ -138,6 +145,11 @@ def mean_std(top1: list[float], seeds: int = 3) -> str:
     return f"{statistics.mean(top1):.2f} ± {std:.2f}" + ("" if len(top1) == seeds else f" ({len(top1)} seeds)")
 
 
+def low_label_tag(stem: str) -> str | None:
+    """The name of a Table 1 row in docs/results/low_label/ (cifar10_low_label.sh names a run by its folder)."""
+    return {"cifar10_random": "random", "cifar10_supervised": None}.get(stem, stem)
+
+
 def low_label_cell(folder: Path, tag: str | None, n: int) -> str:
     """mean ± std of the top-1 of the low-label probes of ``tag`` with ``n`` labels per class over seeds 0-2."""
     runs = [read(folder / "low_label" / f"{tag}.n{n}.seed{s}.json") for s in range(3)] if tag else []
@@ -153,26 +165,43 @@ def linear_probe_cell(folder: Path, stem: str, seed0: dict | None) -> str:
     return fmt(get(seed0, "top1")) if seed0 is None or len(top1) < 2 else mean_std(top1)
 
 
-def table1(folder: Path) -> str:
+def table1(folder: Path, baselines: Path | None = None, weights: dict[str, str] | None = None,
+           run_rows_only: bool = False) -> str:
+    """The Table 1 analogue from the reports of one pretraining budget in ``folder``; the rows without pretraining
+    (:data:`NO_PRETRAINING`) from ``baselines`` (default ``folder``); ``weights`` names the shipped weights of a row.
+    Rows without any report print dashes, or are left out with ``run_rows_only``."""
     rows = []
-    for stem, (label, tag) in TABLE1.items():
-        m = metrics_of(read(folder / f"{stem}.probes.json"))
+    for stem, label in TABLE1.items():
+        src = (baselines or folder) if stem in NO_PRETRAINING else folder
+        if weights and stem in weights:
+            label = f"{label} (`{weights[stem]}`)"
+        m = metrics_of(read(src / f"{stem}.probes.json"))
         parts, idim = m.get("parts"), m.get("intrinsic_dim")
-        conv5 = finetune_result(read(folder / f"{stem}.finetune.json"), "none" if stem.endswith("supervised") else "conv5")
-        conv1, conv3 = (finetune_result(read(folder / f"{stem}.finetune_{k}.json"), k) for k in ("conv1", "conv3"))
+        conv5 = finetune_result(read(src / f"{stem}.finetune.json"), "none" if stem.endswith("supervised") else "conv5")
+        conv1, conv3 = (finetune_result(read(src / f"{stem}.finetune_{k}.json"), k) for k in ("conv1", "conv3"))
+        tag = low_label_tag(stem)
         rows.append([label, fmt(get(conv1, "top1")), fmt(get(conv3, "top1")), fmt(get(conv5, "top1")), fmt(get(conv5, "top5")),
-                     linear_probe_cell(folder, stem, m.get("pooled_linear")),
-                     fmt(get(m.get("pooled_knn"), "top1")), low_label_cell(folder, tag, 10), low_label_cell(folder, tag, 100),
+                     linear_probe_cell(src, stem, m.get("pooled_linear")),
+                     fmt(get(m.get("pooled_knn"), "top1")), low_label_cell(src, tag, 10), low_label_cell(src, tag, 100),
                      fmt(get(m.get("rate"), "nats"), 1),
                      DASH if not idim else f"{idim['intrinsic_dimension']} / {idim['feature_dim']} ({idim['layer']})",
                      DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}"])
+        if run_rows_only and set(rows[-1][1:]) == {DASH}:
+            rows.pop()
     header = ["φ", "Conv1 top-1", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
               "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"]
     return table(*without_empty_columns(header, rows, (1, 2)))  # a ConvK column without any run yet is left out
 
 
+def table1_shipped(folder: Path) -> str:
+    """The Table 1 analogue at the budget of the shipped weights (folder/SHIPPED_BUDGET; baselines from ``folder``):
+    the rows run at that budget."""
+    return table1(folder / SHIPPED_BUDGET, baselines=folder, weights=SHIPPED, run_rows_only=True)
+
+
 def low_label(folder: Path) -> str:
-    rows = [[label] + [low_label_cell(folder, tag, n) for n in (10, 100)] for label, tag in TABLE1.values() if tag]
+    rows = [[label] + [low_label_cell(folder, low_label_tag(stem), n) for n in (10, 100)]
+            for stem, label in TABLE1.items() if low_label_tag(stem)]
     return table(["φ", "10 labels / class", "100 labels / class"], rows)
 
 
@@ -229,20 +258,46 @@ def sweep_losses(runs: Path, sweep: str) -> str:
     return table([SWEEPS[sweep][0], "epoch", "test loss", "reconstruction", "KL appearance", "KL visibility"], rows)
 
 
+def curve_cell(event: dict | None) -> str:
+    """``test loss (τ, active parts)`` of one epoch event of a training log (τ and parts for part models only: the
+    trainer logs the schedule's temperature for every model)."""
+    if event is None:
+        return DASH
+    health = event.get("part_health")
+    notes = [f"τ {event['temperature']:.2f}", f"{health['active_parts']} parts"] if health else []
+    return f"{event['eval']['loss']:.0f}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def training_curve(runs: Path, stems: list[str], epochs: tuple[int, ...] = (10, 15, 20, 25, 30)) -> str:
+    """Test loss (per image), relaxed-Bernoulli temperature and active parts of each run at ``epochs``, from its
+    training log."""
+    rows = []
+    for stem in stems:
+        by_epoch = {e["epoch"]: e for e in read_events(runs / stem, "epoch")}
+        rows.append([TABLE1.get(stem, stem)] + [curve_cell(by_epoch.get(e)) for e in epochs])
+    return table(["run"] + [f"test loss, epoch {e}" for e in epochs], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", nargs="?", type=Path, default=Path("docs/results"), help="the evaluation JSON reports")
     parser.add_argument("--runs", type=Path, help="the sweep runs (cifar10_sweeps.sh RUNS): also print their test loss terms")
+    parser.add_argument("--budget-runs", type=Path, help="the runs of the shipped weights (cifar10_weights.sh RUNS): also "
+                        "print their test loss at epochs 10, 15, 20, 25 and 30")
     args = parser.parse_args()
     folder, runs = args.folder, args.runs
     for title, make in (("Zhang et al. 2022, Table 3 analogue", zhang_table), ("Families, one protocol", family_table),
-                        ("Table 1 analogue", table1), ("Low-label linear probes", low_label),
+                        ("Table 1 analogue, 20 epochs", table1),
+                        (f"Table 1 analogue, the shipped weights' budget ({SHIPPED_BUDGET})", table1_shipped),
+                        ("Low-label linear probes", low_label),
                         ("Pretraining seeds", seeds)):
         print(f"### {title}\n\n{make(folder)}\n")
     for sweep in SWEEPS:
         print(f"### Sweep {sweep}\n\n{sweep_table(folder, sweep)}\n")
         if runs is not None:
             print(f"Test loss terms, last epoch ({runs}):\n\n{sweep_losses(runs, sweep)}\n")
+    if args.budget_runs is not None:
+        print(f"### Test loss over training ({args.budget_runs})\n\n{training_curve(args.budget_runs, list(SHIPPED))}\n")
 
 
 if __name__ == "__main__":

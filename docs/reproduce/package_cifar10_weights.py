@@ -1,9 +1,11 @@
-"""Write the packaged CIFAR-10 weights (weights/<arch>.cifar10/) from the runs and evaluations of cifar10_weights.sh.
+"""Write the packaged CIFAR-10 weights (weights/<arch>.cifar10*/) from the runs and evaluations of cifar10_weights.sh.
 
     python docs/reproduce/package_cifar10_weights.py RUNS_DIR [RESULTS_DIR] [WEIGHTS_DIR]
 
+RESULTS_DIR defaults to docs/results/cifar10_e30, the reports of the shipped budget (30 epochs).
+
 Each folder gets the run's exact ``model.safetensors`` and a ``config.json`` + model card with the training
-command, the evaluation protocol, the metrics (Conv5, linear and kNN probes, rate, intrinsic dimension, and
+command, the evaluation protocol, the metrics (Conv5, Conv3 / Conv1 where run, linear and kNN probes, rate, intrinsic dimension, and
 part health for PatchVAE) and the commands that reproduce them. Prints the registry entries (sha256) to put
 in the model files' ``default_cfgs``.
 """
@@ -25,8 +27,9 @@ MODELS = {  # run name -> registry name
     "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw",
     "cifar10_patchvae_tuned": "patchvae_resnet9.cifar10_tuned",
 }
-#: runs trained with one thread each (two runs side by side on the 2-core machine): their exact command
-ONE_THREAD = {"cifar10_patchvae_lw", "cifar10_beta_vae_lw", "cifar10_patchvae_tuned"}
+#: runs trained with one thread each (two runs side by side on the 2-core machine): their exact command; all
+#: five runs of the 30-epoch budget were
+ONE_THREAD = set(MODELS)
 
 
 def card_metrics(results: Path, run: str) -> dict[str, float]:
@@ -36,6 +39,10 @@ def card_metrics(results: Path, run: str) -> dict[str, float]:
     probes = {r["probe"]: r for r in report["results"]}
     metrics = {"conv5_top1": round(ft["conv5"]["top1"], 2), "conv5_top5": round(ft["conv5"]["top5"], 2),
                "linear_probe_top1": round(probes["linear"]["top1"], 2), "knn_top1": round(probes["knn"]["top1"], 2)}
+    for preset in ("conv1", "conv3"):  # the other fine-tuning columns, where run (PRESETS of cifar10_table1_rows.sh)
+        path = results / f"{run}.finetune_{preset}.json"
+        if path.is_file():
+            metrics[f"{preset}_top1"] = round(json.loads(path.read_text())["results"][0]["top1"], 2)
     for record in report.get("metrics", []):
         if record.get("metric") == "rate":
             metrics["rate_nats"] = round(record["nats"], 2)
@@ -51,7 +58,7 @@ def card_metrics(results: Path, run: str) -> dict[str, float]:
 
 def main() -> None:
     runs = Path(sys.argv[1])
-    results = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results")
+    results = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results/cifar10_e30")
     weights = Path(sys.argv[3] if len(sys.argv) > 3 else "weights")
     for run, name in MODELS.items():
         if not (runs / run / "model").is_dir() or (weights / name).exists():

@@ -346,6 +346,7 @@ def build_publish_folder(
     _check_provenance(merged, full)
     model.pretrained_cfg = model.pretrained_cfg.replace(architecture=arch, tag=tag)
 
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / WEIGHTS_FILENAME
     exact = local is None or (weights.suffix == ".safetensors" and read_folder_config(weights) is not None)
@@ -356,13 +357,15 @@ def build_publish_folder(
 
         save_safetensors(target, model.state_dict(), {"format": "pt"})
     sha = sha256sum(target)
-    if registered:
-        known = get_pretrained_cfg(full).sha256
-        if known and known != sha:
-            raise ValueError(
-                f"{full!r} is registered with sha256 {known}, but the weights to publish have {sha}: publish them "
-                "under a new tag (--name ARCH.NEWTAG)"
-            )
+    known = get_pretrained_cfg(full).sha256 if registered else None
+    if known and known != sha:
+        target.unlink()  # leave no half-built folder behind
+        if created:
+            directory.rmdir()
+        raise ValueError(
+            f"{full!r} is registered with sha256 {known}, but the weights to publish have {sha}: publish them "
+            "under a new tag (--name ARCH.NEWTAG), or update the registry entry's sha256 first"
+        )
     paper = get_paper(get_architecture_cfg(arch).paper)
     layers = model.representations() if hasattr(model, "representations") else {}
     layer = paper.feature_layer if paper.feature_layer in layers or "latent" not in layers else "latent"
