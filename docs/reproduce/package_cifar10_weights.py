@@ -27,22 +27,18 @@ MODELS = {  # run name -> registry name
     "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw",
     "cifar10_patchvae_tuned": "patchvae_resnet9.cifar10_tuned",
 }
-#: runs trained with one thread each (two runs side by side on the 2-core machine): their exact command; all
-#: five runs of the 30-epoch budget were
-ONE_THREAD = set(MODELS)
 
 
 def card_metrics(results: Path, run: str) -> dict[str, float]:
     """The card's metrics from the JSON reports of ``patchvae finetune`` and ``patchvae eval``."""
-    ft = {r["freeze"]: r for r in json.loads((results / f"{run}.finetune.json").read_text())["results"]}
+    # Conv5 from <run>.finetune.json; Conv3 / Conv1 from <run>.finetune_conv{3,1}.json where run (cifar10_table1_rows.sh PRESETS)
+    reports = [results / f"{run}.finetune{suffix}.json" for suffix in ("", "_conv3", "_conv1")]
+    ft = {r["freeze"]: r for path in reports if path.is_file() for r in json.loads(path.read_text())["results"]}
     report = json.loads((results / f"{run}.probes.json").read_text())
     probes = {r["probe"]: r for r in report["results"]}
     metrics = {"conv5_top1": round(ft["conv5"]["top1"], 2), "conv5_top5": round(ft["conv5"]["top5"], 2),
                "linear_probe_top1": round(probes["linear"]["top1"], 2), "knn_top1": round(probes["knn"]["top1"], 2)}
-    for preset in ("conv1", "conv3"):  # the other fine-tuning columns, where run (PRESETS of cifar10_table1_rows.sh)
-        path = results / f"{run}.finetune_{preset}.json"
-        if path.is_file():
-            metrics[f"{preset}_top1"] = round(json.loads(path.read_text())["results"][0]["top1"], 2)
+    metrics.update({f"{k}_top1": round(ft[k]["top1"], 2) for k in ("conv1", "conv3") if k in ft})
     for record in report.get("metrics", []):
         if record.get("metric") == "rate":
             metrics["rate_nats"] = round(record["nats"], 2)
@@ -66,7 +62,8 @@ def main() -> None:
             continue
         config = json.loads((runs / run / "model" / "config.json").read_text())
         metrics = card_metrics(results, run)
-        provenance = cifar10_provenance(name, run, epochs=config["epochs"], one_thread=run in ONE_THREAD)
+        # every run of the shipped budget trained with one thread (two runs side by side on 2 cores): its exact command
+        provenance = cifar10_provenance(name, run, epochs=config["epochs"], one_thread=True)
         full, folder = build_publish_folder(
             runs / run / "model", weights / name, name=name, repo_id=None, metrics=metrics,
             description=get_pretrained_cfg(name).description if name in list_pretrained() else None,

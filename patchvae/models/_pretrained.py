@@ -162,8 +162,9 @@ def cifar10_provenance(name: str, recipe: str, epochs: int, one_thread: bool = F
     }
 
 
-def cifar10_weights(name: str, recipe: str, epochs: int, one_thread: bool = False) -> dict[str, Any]:
-    """``PretrainedCfg`` fields shared by the packaged CIFAR-10 weights ``name`` (``weights/<name>/``)."""
+def cifar10_weights(name: str, recipe: str, epochs: int = CIFAR10_EPOCHS, one_thread: bool = True) -> dict[str, Any]:
+    """``PretrainedCfg`` fields shared by the packaged CIFAR-10 weights ``name`` (``weights/<name>/``); by default
+    those of the shipped budget: :data:`CIFAR10_EPOCHS` epochs, one thread per run."""
     return {"file": f"{name}/model.safetensors", "model_args": {"in_chans": 3}, "data_config": CIFAR,
             **cifar10_provenance(name, recipe, epochs, one_thread)}
 

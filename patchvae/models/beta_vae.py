@@ -21,7 +21,7 @@ from torch import nn
 from .._deprecation import deprecated
 from ..data.config import CIFAR, IMAGENET, SCENES_64
 from ._builder import build_model_with_cfg
-from ._pretrained import CIFAR10_EPOCHS, PretrainedCfg, cifar10_weights, fmnist_weights
+from ._pretrained import PretrainedCfg, cifar10_weights, fmnist_weights
 from ._protocol import (
     NoiseFn,
     RepresentationInfo,
@@ -217,7 +217,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
     "beta_vae_resnet9_32": _cfg(data_config=CIFAR, description="β-VAE, ResNet-9 φ, 32×32 (supplement Tables 1, 3)"),
     # the first tag is the default weights of ``create("beta_vae_resnet9_32", pretrained=True)``
     "beta_vae_resnet9_32.cifar10": _cfg(
-        **cifar10_weights("beta_vae_resnet9_32.cifar10", "cifar10_beta_vae", epochs=CIFAR10_EPOCHS, one_thread=True),
+        **cifar10_weights("beta_vae_resnet9_32.cifar10", "cifar10_beta_vae"),
         sha256="56297c1f06e3ea3b62bd7ca943afc3d8b8cd0839ef65fad3b95e859607bd271c",
         num_params=1_662_336,
         metrics={"conv3_top1": 63.18, "conv5_top1": 51.99, "conv5_top5": 93.54, "linear_probe_top1": 45.78,
@@ -228,8 +228,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         ),
     ),
     "beta_vae_resnet9_32.cifar10_lw": _cfg(
-        **cifar10_weights("beta_vae_resnet9_32.cifar10_lw", "cifar10_beta_vae_lw", epochs=CIFAR10_EPOCHS,
-                          one_thread=True),
+        **cifar10_weights("beta_vae_resnet9_32.cifar10_lw", "cifar10_beta_vae_lw"),
         sha256="5b9d3e1255af9a54d85603055919ceccb334942ea9f5369221b809e2081ff95e",
         num_params=1_662_336,
         metrics={"conv3_top1": 64.47, "conv5_top1": 52.74, "conv5_top5": 93.56, "linear_probe_top1": 45.0,

@@ -24,7 +24,7 @@ from torch import nn
 from .._deprecation import deprecated
 from ..data.config import CIFAR, IMAGENET
 from ._builder import build_model_with_cfg
-from ._pretrained import CIFAR10_EPOCHS, PretrainedCfg, cifar10_weights, fmnist_weights
+from ._pretrained import PretrainedCfg, cifar10_weights, fmnist_weights
 from ._protocol import (
     NoiseFn,
     RepresentationInfo,
@@ -366,7 +366,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
     "patchvae_resnet9": _cfg(data_config=CIFAR, description="PatchVAE, ResNet-9 φ, N=16, d_p=6 (paper Table 1)"),
     # the first tag is the default weights of ``create("patchvae_resnet9", pretrained=True)``
     "patchvae_resnet9.cifar10_tuned": _cfg(
-        **cifar10_weights("patchvae_resnet9.cifar10_tuned", "cifar10_patchvae_tuned", epochs=CIFAR10_EPOCHS, one_thread=True),
+        **cifar10_weights("patchvae_resnet9.cifar10_tuned", "cifar10_patchvae_tuned"),
         sha256="26b010901c3b8297bd20309e788d17be731f97a9a817e7225acff07d8030eea7",
         num_params=1_606_800,
         metrics={"conv1_top1": 68.66, "conv3_top1": 63.84, "conv5_top1": 55.37, "conv5_top5": 94.21,
@@ -381,7 +381,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         ),
     ),
     "patchvae_resnet9.cifar10": _cfg(
-        **cifar10_weights("patchvae_resnet9.cifar10", "cifar10_patchvae", epochs=CIFAR10_EPOCHS, one_thread=True),
+        **cifar10_weights("patchvae_resnet9.cifar10", "cifar10_patchvae"),
         sha256="9d3c51aa368ec7ab973919230f88fbfa11cc007aba96970973f5ad5e21346403",
         num_params=1_606_800,
         metrics={"conv3_top1": 60.39, "conv5_top1": 49.35, "conv5_top5": 92.47, "linear_probe_top1": 44.44,
@@ -396,7 +396,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         ),
     ),
     "patchvae_resnet9.cifar10_lw": _cfg(
-        **cifar10_weights("patchvae_resnet9.cifar10_lw", "cifar10_patchvae_lw", epochs=CIFAR10_EPOCHS, one_thread=True),
+        **cifar10_weights("patchvae_resnet9.cifar10_lw", "cifar10_patchvae_lw"),
         sha256="e4f6ad55ef2c4b7b8fa7ea76d8d26a3ac86ec3894558e5db6ef7f6f16b909326",
         num_params=1_606_800,
         metrics={"conv3_top1": 61.55, "conv5_top1": 50.09, "conv5_top5": 92.59, "linear_probe_top1": 44.82,
