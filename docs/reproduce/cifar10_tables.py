@@ -259,12 +259,14 @@ def sweep_losses(runs: Path, sweep: str) -> str:
 
 
 def curve_cell(event: dict | None) -> str:
-    """``test loss (τ, active parts)`` of one epoch event of a training log (τ and parts for part models only: the
-    trainer logs the schedule's temperature for every model)."""
+    """``test loss (τ, active parts, D loss)`` of one epoch event of a training log (τ and parts for part models only:
+    the trainer logs the schedule's temperature for every model; the discriminator's training loss of that epoch for
+    models with one)."""
     if event is None:
         return DASH
-    health = event.get("part_health")
+    health, d_loss = event.get("part_health"), event.get("train", {}).get("d_loss")
     notes = [f"τ {event['temperature']:.2f}", f"{health['active_parts']} parts"] if health else []
+    notes += [f"D {d_loss:.2f}"] if d_loss is not None else []
     return f"{event['eval']['loss']:.0f}" + (f" ({', '.join(notes)})" if notes else "")
 
 
@@ -282,8 +284,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", nargs="?", type=Path, default=Path("docs/results"), help="the evaluation JSON reports")
     parser.add_argument("--runs", type=Path, help="the sweep runs (cifar10_sweeps.sh RUNS): also print their test loss terms")
-    parser.add_argument("--budget-runs", type=Path, help="the runs of the shipped weights (cifar10_weights.sh RUNS): also "
-                        "print their test loss at epochs 10, 15, 20, 25 and 30")
+    parser.add_argument("--budget-runs", type=Path, help="the runs of the shipped budget (cifar10_weights.sh / "
+                        "cifar10_table1_rows.sh RUNS): also print the test loss of every Table 1 row found there "
+                        "at epochs 10, 15, 20, 25 and 30")
     args = parser.parse_args()
     folder, runs = args.folder, args.runs
     for title, make in (("Zhang et al. 2022, Table 3 analogue", zhang_table), ("Families, one protocol", family_table),
@@ -297,7 +300,8 @@ def main() -> None:
         if runs is not None:
             print(f"Test loss terms, last epoch ({runs}):\n\n{sweep_losses(runs, sweep)}\n")
     if args.budget_runs is not None:
-        print(f"### Test loss over training ({args.budget_runs})\n\n{training_curve(args.budget_runs, list(SHIPPED))}\n")
+        stems = [stem for stem in TABLE1 if (args.budget_runs / stem / "log.jsonl").is_file()]
+        print(f"### Test loss over training ({args.budget_runs})\n\n{training_curve(args.budget_runs, stems)}\n")
 
 
 if __name__ == "__main__":
