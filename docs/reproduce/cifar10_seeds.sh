@@ -5,7 +5,7 @@
 # docs/results/<stem>.seed<S>.{probes,finetune}.json; cifar10_tables.py prints the seeds table. Resumable.
 #   RUNS=runs bash docs/reproduce/cifar10_seeds.sh
 # Measured 2026-12-04 on 2 cores with AVX-512 bf16, one thread per process: ~17 min of pretraining per model
-# (bf16 autocast, ~1,050 img/s), Conv5 ~9 min, probes ~3 min.
+# (bf16 autocast, ~1,050 img/s), Conv5 ~5 min, probes ~3 min.
 set -euo pipefail
 RUNS=${RUNS:-runs}
 DATA=${DATA:-../shared/data/cifar10-jpeg.zip}
