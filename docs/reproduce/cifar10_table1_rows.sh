@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rows of the CIFAR-10 (JPEG copy) Table 1 analogue: pretrain each recipe at one budget (EPOCHS, default 20,
-# the budget of the shipped weights), then evaluate it as every other row: probes and part health, Conv5
+# the 20-epoch table; the shipped weights: 30), then evaluate it as every other row: probes and part health, Conv5
 # fine-tuning (the `cifar10` protocol) and the low-label probes (seeds 0-2).
 #   EPOCHS=20 RUNS=runs bash docs/reproduce/cifar10_table1_rows.sh cifar10_patchvae_gan cifar10_beta_vae_gan cifar10_bigan supervised
 # "supervised" is the supervised-from-scratch row (random φ, nothing frozen, the same protocol).
@@ -11,6 +11,8 @@
 # Finished steps are skipped, so the script resumes; one thread per process (run two rows side by side on 2 cores).
 # Measured on 2 shared AMD EPYC cores, one thread each: -GAN and BiGAN pretraining ~215 s per epoch
 # (~72 min for 20), Conv5 ~12 min, probes ~3 min.
+# Measured 2026-12-06 on 2 cores of a Xeon with AMX, four -GAN rows side by side (EPOCHS=30): ~210 s per epoch
+# (~1 h 45 min per run), then probes ~2 min, Conv5 12-15 min with three beside it.
 set -euo pipefail
 EPOCHS=${EPOCHS:-20}
 RUNS=${RUNS:-runs}
