@@ -119,11 +119,14 @@ def zhang_table(folder: Path) -> str:
 
 
 def family_table(folder: Path) -> str:
-    rows = []
-    for stem, arch, label in (("cifar10_patchvae", "patchvae_resnet9", "PatchVAE (`cifar10_patchvae`), appearance μ̄ (96-d)"),
-                              ("cifar10_beta_vae", "beta_vae_resnet9_32", "β-VAE (`cifar10_beta_vae`), μ (96-d)")):
-        m = {**metrics_of(read(folder / f"{stem}.probes.json")), **metrics_of(read(folder / f"cifar10_{arch}.latent_probes.json"))}
-        rows.append([label, "20", fmt(get(m.get("rate"), "nats"), 1), fmt(get(m.get("intrinsic_dim"), "intrinsic_dimension"), 0),
+    """Every CIFAR-10 family on its own latent code: the shipped PatchVAE and β-VAE files (the shipped budget's reports,
+    folder/SHIPPED_BUDGET) and the shipped PixelVAEs (``folder``)."""
+    rows, shipped = [], folder / SHIPPED_BUDGET
+    for stem, arch in (("cifar10_patchvae", "patchvae_resnet9"), ("cifar10_beta_vae", "beta_vae_resnet9_32")):
+        code = "appearance μ̄ (96-d)" if arch.startswith("patchvae") else "μ (96-d)"
+        label = f"{TABLE1[stem]} (`{SHIPPED[stem]}`), {code}"
+        m = {**metrics_of(read(shipped / f"{stem}.probes.json")), **metrics_of(read(shipped / f"cifar10_{arch}.latent_probes.json"))}
+        rows.append([label, SHIPPED_BUDGET.removeprefix("cifar10_e"), fmt(get(m.get("rate"), "nats"), 1), fmt(get(m.get("intrinsic_dim"), "intrinsic_dimension"), 0),
                      fmt(get(m.get("linear_svm_fast"), "top1")), fmt(get(m.get("nonlinear"), "top1"))])
     for v, label in ZHANG.items():
         m = metrics_of(read(folder / f"zhang2022_cifar10_{v}.json"))
