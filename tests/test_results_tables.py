@@ -103,3 +103,14 @@ def test_training_curve_reads_loss_temperature_and_parts_from_the_logs(tmp_path)
     (run / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     rows = tables.training_curve(tmp_path, ["cifar10_patchvae", "cifar10_beta_vae"], epochs=(10, 20, 30)).splitlines()[2:]
     assert rows == ["| PatchVAE | 1400 (τ 0.50, 16 parts) | 1350 | — |", "| β-VAE | — | — | — |"]
+
+
+def test_training_curve_shows_the_discriminator_loss_of_gan_runs(tmp_path):
+    tables = _tables()
+    run = tmp_path / "cifar10_beta_vae_gan"
+    run.mkdir()
+    events = [{"event": "epoch", "epoch": 10, "eval": {"loss": 1162.3}, "temperature": 0.8, "train": {"loss": 1170.0, "d_loss": 0.0213}},
+              {"event": "epoch", "epoch": 20, "eval": {"loss": 1093.0}, "temperature": 0.4, "train": {"loss": 1100.0}}]
+    (run / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    rows = tables.training_curve(tmp_path, ["cifar10_beta_vae_gan"], epochs=(10, 20)).splitlines()[2:]
+    assert rows == ["| β-VAE-GAN | 1162 (D 0.02) | 1093 |"]
