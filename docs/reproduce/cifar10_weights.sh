@@ -2,7 +2,7 @@
 # The shipped CIFAR-10 (JPEG copy) weights and their card numbers: pretraining at one budget (EPOCHS, default 30,
 # the budget of the shipped weights; the paper: 90), then probes and part health, Conv5 fine-tuning, the
 # low-label probes and the linear probes with seeds 1-2 (cifar10_table1_rows.sh into docs/results/cifar10_e<EPOCHS>/),
-# plus Conv3 (PRESETS, default "conv5 conv3"), then the packaged folders weights/<name>/ (package_cifar10_weights.py; an existing folder is kept).
+# plus Conv3 and Conv1 (PRESETS, default "conv5 conv3 conv1"), then the packaged folders weights/<name>/ (package_cifar10_weights.py; an existing folder is kept).
 #   RUNS=runs bash docs/reproduce/cifar10_weights.sh [EPOCHS]
 # Measured 2026-12-06 on 2 shared cores with AVX-512 bf16, two runs side by side with one thread each (bf16
 # autocast): ~85 s per epoch (~43 min per 30-epoch run), probes ~1.5 min, Conv5 ~8 min, Conv3 ~13 min per model.
@@ -11,7 +11,7 @@ EPOCHS=${1:-30}
 RUNS=${RUNS:-runs}
 RESULTS=${RESULTS:-docs/results/cifar10_e$EPOCHS}
 ROWS=(cifar10_patchvae_tuned cifar10_beta_vae cifar10_patchvae cifar10_beta_vae_lw cifar10_patchvae_lw)
-PRESETS=${PRESETS:-conv5 conv3}
+PRESETS=${PRESETS:-conv5 conv3 conv1}
 RESULTS=$RESULTS EPOCHS=$EPOCHS RUNS=$RUNS PRESETS=$PRESETS bash docs/reproduce/cifar10_table1_rows.sh "${ROWS[@]}"
 PAIRS=(); for ROW in "${ROWS[@]}"; do PAIRS+=("$ROW=$RUNS/$ROW/model"); done
 RESULTS=$RESULTS bash docs/reproduce/cifar10_probe_seeds.sh "${PAIRS[@]}"
