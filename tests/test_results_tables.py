@@ -118,3 +118,15 @@ def test_training_curve_shows_the_discriminator_loss_of_gan_runs(tmp_path):
     (run / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     rows = tables.training_curve(tmp_path, ["cifar10_beta_vae_gan"], epochs=(10, 20)).splitlines()[2:]
     assert rows == ["| β-VAE-GAN | 1162 (D 0.02) | 1093 |"]
+
+
+def test_training_curve_shows_the_reconstruction_error_of_runs_without_a_test_loss(tmp_path):
+    """BiGAN has no ELBO: its epochs log the test reconstruction error of G(E(x)), shown as ``L2``."""
+    tables = _tables()
+    run = tmp_path / "cifar10_bigan"
+    run.mkdir()
+    events = [{"event": "epoch", "epoch": 10, "eval": {"reconstruction": 3935.4}, "temperature": 0.8, "train": {"loss": 5.9, "d_loss": 0.42}},
+              {"event": "epoch", "epoch": 20, "temperature": 0.4, "train": {"loss": 6.0}}]  # no evaluation that epoch
+    (run / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    rows = tables.training_curve(tmp_path, ["cifar10_bigan"], epochs=(10, 20)).splitlines()[2:]
+    assert rows == ["| BiGAN | L2 3935 (D 0.42) | — |"]

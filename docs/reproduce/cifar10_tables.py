@@ -263,13 +263,15 @@ def sweep_losses(runs: Path, sweep: str) -> str:
 def curve_cell(event: dict | None) -> str:
     """``test loss (τ, active parts, D loss)`` of one epoch event of a training log (τ and parts for part models only:
     the trainer logs the schedule's temperature for every model; the discriminator's training loss of that epoch for
-    models with one)."""
+    models with one). A model without a test loss (BiGAN: no ELBO) shows its test reconstruction error, ``L2 <value>``."""
     if event is None:
         return DASH
-    health, d_loss = event.get("part_health"), event.get("train", {}).get("d_loss")
+    health, d_loss, test = event.get("part_health"), event.get("train", {}).get("d_loss"), event.get("eval", {})
     notes = [f"τ {event['temperature']:.2f}", f"{health['active_parts']} parts"] if health else []
     notes += [f"D {d_loss:.2f}"] if d_loss is not None else []
-    return f"{event['eval']['loss']:.0f}" + (f" ({', '.join(notes)})" if notes else "")
+    value = (f"{test['loss']:.0f}" if "loss" in test
+             else f"L2 {test['reconstruction']:.0f}" if "reconstruction" in test else DASH)
+    return value + (f" ({', '.join(notes)})" if notes else "")
 
 
 def training_curve(runs: Path, stems: list[str], epochs: tuple[int, ...] = (10, 15, 20, 25, 30)) -> str:
