@@ -399,7 +399,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
         **cifar10_weights("patchvae_resnet9.cifar10_lw", "cifar10_patchvae_lw"),
         sha256="e4f6ad55ef2c4b7b8fa7ea76d8d26a3ac86ec3894558e5db6ef7f6f16b909326",
         num_params=1_606_800,
-        metrics={"conv3_top1": 61.55, "conv5_top1": 50.09, "conv5_top5": 92.59, "linear_probe_top1": 44.82,
+        metrics={"conv1_top1": 67.95, "conv3_top1": 61.55, "conv5_top1": 50.09, "conv5_top5": 92.59, "linear_probe_top1": 44.82,
                  "knn_top1": 42.11, "rate_nats": 110.32, "intrinsic_dim": 86, "active_parts": 16, "num_parts": 16,
                  "part_usage_entropy": 2.7687, "mean_visibility": 0.0694},
         description=(
