@@ -601,6 +601,8 @@ def test_untrusted_config_json_is_validated_before_building(folder, monkeypatch)
         "tag": ('x"); import os; ("', r"'tag' is .*expected a tag name"),
         "epochs": ("many", r"'epochs' is 'many', expected an int >= 0"),
         "metrics": ({"top1": "high"}, r"'metrics' is .*expected an object of numbers"),
+        "storage_dtype": ("float8", r"'storage_dtype' is 'float8', expected one of float32, float16, bfloat16"),
+        "storage_rel_change": (-1, r"'storage_rel_change' is -1, expected a number >= 0"),
     }
     for key, (value, pattern) in cases.items():
         (folder / "config.json").write_text(json.dumps({**config, key: value}))

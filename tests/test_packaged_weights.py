@@ -32,7 +32,7 @@ def test_the_zoo_ships_cifar10_and_fashion_mnist_weights():
 @pytest.mark.parametrize("name", [n for n in PACKAGED if n.startswith("patchvae_resnet9.cifar10")])
 def test_cifar10_patchvae_card_reports_part_health(name):
     metrics = zoo.get_pretrained_cfg(name).metrics
-    assert metrics["active_parts"] == metrics["num_parts"] == 16  # the issue's bar: at least 8 of 16 alive
+    assert metrics["num_parts"] == 16 and 8 <= metrics["active_parts"] <= 16  # the issue's bar: at least 8 of 16 alive
     assert 0 < metrics["mean_visibility"] < 1 and 0 < metrics["part_usage_entropy"] <= 2.7726  # log 16
 
 
@@ -91,6 +91,30 @@ def test_pretrained_loads_by_name_and_reconstructs(name, test_images):
     # stores ~2 bits per image by design (Sixt's β-VAE): it only has to beat random init
     factor = 1.0 if cfg.metrics.get("rate_bits", 1e9) < 10 else 0.5
     assert errors["trained"] < factor * errors["random"], errors
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_weights_stored_in_a_smaller_dtype_say_so(name):
+    from safetensors import safe_open
+
+    cfg = zoo.get_pretrained_cfg(name)
+    stored = json.loads((WEIGHTS / cfg.file).with_name("config.json").read_text()).get("storage_dtype", "float32")
+    with safe_open(str(WEIGHTS / cfg.file), "pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()} - {"I64"}  # BatchNorm's step counters
+    assert dtypes == {{"float32": "F32", "float16": "F16", "bfloat16": "BF16"}[stored]}
+
+
+@pytest.mark.parametrize("name", ["patchvae_resnet9.cifar10", "beta_vae_resnet9_32.cifar10"])
+def test_float16_storage_keeps_every_layer_within_tolerance_on_test_images(name, test_images):
+    """What float16 storage (weights/README.md) costs the CIFAR-10 ResNet-9 models, on real test images: the float32
+    weights rounded to float16 move every representation layer by well under the tolerance the packaging enforces."""
+    from patchvae.models._weights import STORAGE_TOLERANCE, cast_for_storage, storage_error
+
+    cfg = zoo.get_pretrained_cfg(name)
+    model = zoo.create(name, pretrained=True).eval()
+    x = BatchPreprocess(cfg.data_config)(test_images(cfg.dataset))
+    change = storage_error(model, cast_for_storage(model.state_dict(), "float16"), x)
+    assert 0 < change < STORAGE_TOLERANCE / 2, change
 
 
 def test_default_weights_through_timm_torch_hub_and_extract_features():

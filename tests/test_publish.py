@@ -209,3 +209,54 @@ def test_model_card_cites_the_familys_paper_and_shows_its_usage(arch, cite, laye
     assert f'layer="{layer}"' in card and ("create_backbone" in card) == backbone
     if not backbone:
         assert "gupta2020patchvae" not in card and "visibility map and an appearance code" not in card
+
+
+def test_float16_storage_halves_the_file_and_loads_within_tolerance(tmp_path, capsys):
+    from safetensors import safe_open
+
+    from patchvae.models._weights import STORAGE_TOLERANCE
+
+    model = tiny_patchvae(seed=32)
+    local = weights_folder(tmp_path / "trained", model)
+    out = tmp_path / "publish"
+    rc = main(["publish", str(local), "--name", "patchvae_resnet9.cifar100", "--repo-id", "patchvae/patchvae_resnet9.cifar100",
+               "--dry-run", str(out), "--storage-dtype", "float16", *CLI_PROVENANCE])
+    assert rc == 0
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+    assert dtypes == {"F16", "I64"}  # every float tensor in float16; BatchNorm's step counters stay integers
+    size, full = (out / "model.safetensors").stat().st_size, (local / "model.safetensors").stat().st_size
+    assert 0.45 * full < size < 0.55 * full
+    config = json.loads((out / "config.json").read_text())
+    assert config["storage_dtype"] == "float16" and 0 < config["storage_rel_change"] < STORAGE_TOLERANCE
+    assert config["sha256"] == sha256sum(out / "model.safetensors")
+    assert "stored in float16, loaded into the model's dtype" in (out / "README.md").read_text()
+
+    loaded = from_pretrained(out)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    for a, b in zip(outputs(loaded, X), outputs(model, X)):  # float16 rounding of the weights, not more
+        assert 0 < float((a - b).norm() / b.norm()) < STORAGE_TOLERANCE
+    for key, value in loaded.state_dict().items():  # exactly the float16 values of the original weights
+        if value.is_floating_point():
+            torch.testing.assert_close(value, model.state_dict()[key].half().float(), rtol=0, atol=0)
+
+
+def test_storage_dtype_refuses_overflow_and_too_large_changes(tmp_path, monkeypatch):
+    import patchvae.models._publish as publishing
+
+    model = tiny_patchvae(seed=33)
+    with torch.no_grad():
+        model.encoder.backbone.conv1.weight[0, 0, 0, 0] = 1e6
+    local = weights_folder(tmp_path / "big", model)
+    with pytest.raises(ValueError, match=r"1 tensor\(s\) overflow float16 \(e.g. encoder.backbone.conv1.weight; largest \|value\| 1e\+06\)"):
+        build_publish_folder(local, tmp_path / "out", name="patchvae_resnet9.cifar100", storage_dtype="float16", **PROVENANCE)
+    _, kept = build_publish_folder(local, tmp_path / "out32", name="patchvae_resnet9.cifar100", storage_dtype="float32", **PROVENANCE)
+    assert json.loads((kept / "config.json").read_text())["storage_rel_change"] == 0.0
+
+    local = weights_folder(tmp_path / "small", tiny_patchvae(seed=34))
+    monkeypatch.setattr(publishing, "STORAGE_TOLERANCE", 1e-9)
+    with pytest.raises(ValueError, match=r"storing patchvae_resnet9.cifar100 in bfloat16 changes its outputs by .* more than 1e-09"):
+        build_publish_folder(local, tmp_path / "refused", name="patchvae_resnet9.cifar100", storage_dtype="bfloat16", **PROVENANCE)
+    assert not (tmp_path / "refused").exists() and not (tmp_path / "out").exists()  # nothing half-built
+    with pytest.raises(ValueError, match=r"unknown storage dtype 'int8': choose one of float32, float16, bfloat16"):
+        build_publish_folder(local, tmp_path / "x", name="patchvae_resnet9.cifar100", storage_dtype="int8", **PROVENANCE)

@@ -25,7 +25,7 @@ def _tables():
 SWEEPS = list_sweeps("*_cifar10")  #: every CIFAR-10 ablation sweep of the registry has its table in docs/results.md
 
 
-@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "table1_shipped", "seeds", *SWEEPS])
+@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "table1_shipped", "table1_e90", "seeds", *SWEEPS])
 def test_cifar10_table_in_results_md_is_generated_from_the_json(name):
     tables = _tables()
     table = tables.sweep_table(RESULTS, name) if name in SWEEPS else getattr(tables, name)(RESULTS)
@@ -57,15 +57,15 @@ def test_shipped_budget_table_reads_its_folder_and_the_baselines(tmp_path):
     assert [r.split(" | ")[0] for r in run_only] == ["| random-init φ"]  # rows without any report are left out
 
 
-@pytest.mark.parametrize("stem", sorted(_tables().SHIPPED))
-def test_shipped_weights_cards_match_the_shipped_budget_table(stem):
-    """Each shipped CIFAR-10 weight's card numbers are its row of the shipped-budget Table 1 (same reports)."""
+@pytest.mark.parametrize("budget, stem", [(b, s) for b, rows in _tables().SHIPPED_BUDGETS.items() for s in sorted(rows)])
+def test_shipped_weights_cards_match_their_budgets_table(budget, stem):
+    """Each shipped CIFAR-10 weight's card numbers are its row of its budget's Table 1 (same reports)."""
     from patchvae.models import get_pretrained_cfg
 
     tables = _tables()
-    name = tables.SHIPPED[stem]
+    name = tables.SHIPPED_BUDGETS[budget][stem]
     cfg = get_pretrained_cfg(name)
-    lines = tables.table1_shipped(RESULTS).splitlines()
+    lines = tables.table1_budget(RESULTS, budget).splitlines()
     row = next(r for r in lines if f"(`{name}`)" in r)
     cells = dict(zip(lines[0].split(" | "), row.split(" | ")))  # column header -> this row's cell
     for column, key in (("Conv1 top-1", "conv1_top1"), ("Conv3 top-1", "conv3_top1"), ("Conv5 top-1", "conv5_top1"),
@@ -73,7 +73,7 @@ def test_shipped_weights_cards_match_the_shipped_budget_table(stem):
         # a card carries exactly the cells its row has run: a new report without a refreshed card fails here
         expected = f"{cfg.metrics[key]:.2f}" if key in cfg.metrics else tables.DASH
         assert cells.get(column, tables.DASH) == expected, (key, row, cfg.metrics)
-    assert cfg.epochs == int(tables.SHIPPED_BUDGET.removeprefix("cifar10_e"))
+    assert cfg.epochs == int(budget.removeprefix("cifar10_e"))
 
 
 def test_sweep_tables_cover_exactly_the_registered_sweeps():

@@ -47,6 +47,12 @@ SHIPPED_BUDGET = "cifar10_e30"
 SHIPPED = {"cifar10_patchvae": "patchvae_resnet9.cifar10", "cifar10_patchvae_lw": "patchvae_resnet9.cifar10_lw",
            "cifar10_patchvae_tuned": "patchvae_resnet9.cifar10_tuned", "cifar10_beta_vae": "beta_vae_resnet9_32.cifar10",
            "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw"}
+#: the paper's pretraining budget (90 epochs): its reports (cifar10_table1_rows.sh with RESULTS=docs/results/cifar10_e90
+#: EPOCHS=90) and the rows whose 90-epoch weights are shipped (``<name>_e90``, stored in float16)
+PAPER_BUDGET = "cifar10_e90"
+SHIPPED_E90 = {"cifar10_patchvae": "patchvae_resnet9.cifar10_e90", "cifar10_beta_vae": "beta_vae_resnet9_32.cifar10_e90"}
+#: every budget with shipped weights: its reports' folder -> result stem -> registry name
+SHIPPED_BUDGETS = {SHIPPED_BUDGET: SHIPPED, PAPER_BUDGET: SHIPPED_E90}
 #: the ablation sweeps (cifar10_sweeps.sh, 15 epochs, seed 0): sweep -> (the swept setting, {result stem: (label,
 #: the paper's CIFAR-100 Conv5 top-1 of that row)}); every other setting is the paper's default (N = 16, d_p = 6,
 #: prior 1/N, β_vis = 10)
@@ -195,10 +201,20 @@ def table1(folder: Path, baselines: Path | None = None, weights: dict[str, str] 
     return table(*without_empty_columns(header, rows, (1, 2)))  # a ConvK column without any run yet is left out
 
 
+def table1_budget(folder: Path, budget: str) -> str:
+    """The Table 1 analogue of one budget with shipped weights (folder/<budget>, a key of :data:`SHIPPED_BUDGETS`;
+    baselines from ``folder``): the rows run at that budget."""
+    return table1(folder / budget, baselines=folder, weights=SHIPPED_BUDGETS[budget], run_rows_only=True)
+
+
 def table1_shipped(folder: Path) -> str:
-    """The Table 1 analogue at the budget of the shipped weights (folder/SHIPPED_BUDGET; baselines from ``folder``):
-    the rows run at that budget."""
-    return table1(folder / SHIPPED_BUDGET, baselines=folder, weights=SHIPPED, run_rows_only=True)
+    """The Table 1 analogue at the budget of the default shipped weights (30 epochs)."""
+    return table1_budget(folder, SHIPPED_BUDGET)
+
+
+def table1_e90(folder: Path) -> str:
+    """The Table 1 analogue at the paper's budget (90 epochs): the rows run so far."""
+    return table1_budget(folder, PAPER_BUDGET)
 
 
 def low_label(folder: Path) -> str:
@@ -290,12 +306,15 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, help="the sweep runs (cifar10_sweeps.sh RUNS): also print their test loss terms")
     parser.add_argument("--budget-runs", type=Path, help="the runs of the shipped budget (cifar10_weights.sh / "
                         "cifar10_table1_rows.sh RUNS): also print the test loss of every Table 1 row found there "
-                        "at epochs 10, 15, 20, 25 and 30")
+                        "at --curve-epochs")
+    parser.add_argument("--curve-epochs", type=int, nargs="+", default=[10, 15, 20, 25, 30],
+                        help="the epochs of the --budget-runs table (default 10 15 20 25 30; the 90-epoch runs: 10 30 60 90)")
     args = parser.parse_args()
     folder, runs = args.folder, args.runs
     for title, make in (("Zhang et al. 2022, Table 3 analogue", zhang_table), ("Families, one protocol", family_table),
                         ("Table 1 analogue, 20 epochs", table1),
                         (f"Table 1 analogue, the shipped weights' budget ({SHIPPED_BUDGET})", table1_shipped),
+                        (f"Table 1 analogue, the paper's budget ({PAPER_BUDGET})", table1_e90),
                         ("Low-label linear probes", low_label),
                         ("Pretraining seeds", seeds)):
         print(f"### {title}\n\n{make(folder)}\n")
@@ -305,7 +324,7 @@ def main() -> None:
             print(f"Test loss terms, last epoch ({runs}):\n\n{sweep_losses(runs, sweep)}\n")
     if args.budget_runs is not None:
         stems = [stem for stem in TABLE1 if (args.budget_runs / stem / "log.jsonl").is_file()]
-        print(f"### Test loss over training ({args.budget_runs})\n\n{training_curve(args.budget_runs, stems)}\n")
+        print(f"### Test loss over training ({args.budget_runs})\n\n{training_curve(args.budget_runs, stems, tuple(args.curve_epochs))}\n")
 
 
 if __name__ == "__main__":

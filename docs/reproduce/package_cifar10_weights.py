@@ -2,7 +2,9 @@
 
     python docs/reproduce/package_cifar10_weights.py RUNS_DIR [RESULTS_DIR] [WEIGHTS_DIR]
 
-RESULTS_DIR defaults to docs/results/cifar10_e30, the reports of the shipped budget (30 epochs).
+RESULTS_DIR defaults to docs/results/cifar10_e30, the reports of the shipped budget (30 epochs), whose folders are
+named after the rows (``patchvae_resnet9.cifar10`` ...); with docs/results/cifar10_e90 (the paper's 90 epochs) they
+are ``<name>_e90`` and the weights are stored in float16 (weights/README.md says why).
 
 Each folder gets the run's exact ``model.safetensors`` and a ``config.json`` + model card with the training
 command, the evaluation protocol, the metrics (Conv5, Conv3 / Conv1 where run, linear and kNN probes, rate, intrinsic dimension, and
@@ -26,6 +28,11 @@ MODELS = {  # run name -> registry name
     "cifar10_patchvae_lw": "patchvae_resnet9.cifar10_lw",
     "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw",
     "cifar10_patchvae_tuned": "patchvae_resnet9.cifar10_tuned",
+}
+#: results folder of a budget -> (run name -> registry name, storage dtype of the weights: None keeps float32)
+BUDGETS = {
+    "cifar10_e30": (MODELS, None),
+    "cifar10_e90": ({run: f"{name}_e90" for run, name in MODELS.items()}, "float16"),
 }
 
 
@@ -56,7 +63,10 @@ def main() -> None:
     runs = Path(sys.argv[1])
     results = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results/cifar10_e30")
     weights = Path(sys.argv[3] if len(sys.argv) > 3 else "weights")
-    for run, name in MODELS.items():
+    if results.name not in BUDGETS:
+        raise SystemExit(f"{results}: no packaged budget is named {results.name!r}; use one of {', '.join(BUDGETS)}")
+    models, storage_dtype = BUDGETS[results.name]
+    for run, name in models.items():
         if not (runs / run / "model").is_dir() or (weights / name).exists():
             print(f"skipped {name}: no run {runs / run / 'model'}, or {weights / name} exists already")
             continue
@@ -67,7 +77,7 @@ def main() -> None:
         full, folder = build_publish_folder(
             runs / run / "model", weights / name, name=name, repo_id=None, metrics=metrics,
             description=get_pretrained_cfg(name).description if name in list_pretrained() else None,
-            **provenance,
+            storage_dtype=storage_dtype, **provenance,
         )
         saved = json.loads((folder / "config.json").read_text())
         print(f"{full}: sha256 {saved['sha256']}  metrics {metrics}")

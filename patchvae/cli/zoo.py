@@ -72,6 +72,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-command", help="the command(s) that reproduce the metrics (shown in the model card)")
     p.add_argument("--license", help="license of the weights (default: mit)")
     p.add_argument("--description", help="one-line description for the model card")
+    p.add_argument("--storage-dtype", choices=("float32", "float16", "bfloat16"),
+                   help="store the weights in this dtype (default: as they are); float16 halves the file, and is refused "
+                        "if it moves any representation layer by more than 1%% (relative) on a seeded input batch")
     p.set_defaults(func=_cmd_publish)
 
     p = subparsers.add_parser(
@@ -234,6 +237,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         eval_command=args.eval_command,
         license=args.license,
         description=args.description,
+        storage_dtype=args.storage_dtype,
     )
     if args.dry_run is not None:
         files = sorted(p.name for p in result.folder.iterdir())

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._weights import WeightsError
+from ._weights import STORAGE_DTYPES, WeightsError
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_SIDE", "validate_folder_config"]
 
@@ -105,7 +105,8 @@ def validate_folder_config(data: Any, path: Path) -> dict[str, Any]:
     Checked: ``architecture`` and ``tag`` (names), ``model_args`` (JSON scalars or short lists; ints
     up to :data:`MAX_MODEL_INT`), ``data_config`` (input at most ``MAX_CHANNELS`` x
     ``MAX_IMAGE_SIDE`` x ``MAX_IMAGE_SIDE``), ``sha256`` (64 hex digits), ``num_params``, ``epochs``,
-    ``steps`` (ints >= 0), ``metrics`` (numbers) and the provenance texts. Unknown entries are kept.
+    ``steps`` (ints >= 0), ``metrics`` (numbers), ``storage_dtype`` / ``storage_rel_change`` (how the weights are
+    stored) and the provenance texts. Unknown entries are kept.
     """
     if not isinstance(data, dict):
         raise WeightsError(f"{path} holds a JSON {type(data).__name__}, not an object; it is not a patchvae weights folder")
@@ -135,6 +136,12 @@ def validate_folder_config(data: Any, path: Path) -> dict[str, Any]:
     metrics = data.get("metrics")
     if metrics is not None and not (isinstance(metrics, dict) and all(_is_number(v) for v in metrics.values())):
         raise _bad(path, "metrics", metrics, "an object of numbers")
+    storage = data.get("storage_dtype")
+    if storage is not None and storage not in STORAGE_DTYPES:
+        raise _bad(path, "storage_dtype", storage, f"one of {', '.join(STORAGE_DTYPES)}")
+    change = data.get("storage_rel_change")
+    if change is not None and not (_is_number(change) and change >= 0):
+        raise _bad(path, "storage_rel_change", change, "a number >= 0")
     for key in _TEXT_KEYS:
         value = data.get(key)
         if value is not None and not (isinstance(value, str) and len(value) <= 100_000):

@@ -24,7 +24,7 @@ from ._builder import create, folder_config_dict, read_folder_config
 from ._hub import CONFIG_FILENAME, MODEL_CARD_FILENAME, WEIGHTS_FILENAME, resolve_weights_file
 from ._papers import PAPERS, get_paper
 from ._registry import get_architecture_cfg, get_pretrained_cfg, is_model, list_pretrained, split_model_name_tag
-from ._weights import sha256sum, verify_sha256
+from ._weights import STORAGE_TOLERANCE, cast_for_storage, sha256sum, storage_error, verify_sha256
 
 __all__ = [
     "ARXIV_ID",
@@ -214,7 +214,11 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         f"{_code_span(str(data.get('resize_mode', 'resize_crop')))} to size, pixels in [0, 1] normalised with mean "
         f"{[float(v) for v in data['mean']]} and std {[float(v) for v in data['std']]} (applied by "
         "`patchvae.extract_features` and `patchvae.data.create_transform(model)`)",
-        f"- Weights: `{WEIGHTS_FILENAME}`, sha256 {_code_span(str(config['sha256']))}",
+        f"- Weights: `{WEIGHTS_FILENAME}`, sha256 {_code_span(str(config['sha256']))}"
+        + (f"; stored in {_one_line(config['storage_dtype'])}, loaded into the model's dtype"
+           + (f" (every representation layer within {float(config['storage_rel_change']):.2g} relative of the float32 "
+              "weights on a seeded input batch)" if config.get("storage_rel_change") is not None else "")
+           if config.get("storage_dtype") else ""),
         "",
         "## Training",
         "",
@@ -309,6 +313,7 @@ def build_publish_folder(
     *,
     name: str | None = None,
     repo_id: str | None = None,
+    storage_dtype: str | None = None,
     **provenance: Any,
 ) -> tuple[str, Path]:
     """Write the exact folder to publish into ``directory``: ``model.safetensors``, ``config.json``, ``README.md``.
@@ -318,7 +323,10 @@ def build_publish_folder(
     including the authors' ``run.py`` format) together with ``name="arch.tag"``. The weights are
     loaded strictly before anything is written. ``provenance`` (dataset, recipe, command, epochs,
     metrics, protocol, license, description) overrides what the registry/config.json says; dataset,
-    recipe, command, epochs, metrics and protocol are required. Returns ``(arch.tag, directory)``.
+    recipe, command, epochs, metrics and protocol are required. ``storage_dtype`` ("float16", "bfloat16",
+    "float32") re-serialises the weights in that dtype (they load into the model's own dtype): refused when a value
+    overflows it, or when any representation layer moves by more than :data:`STORAGE_TOLERANCE` (relative) on a
+    seeded input batch; ``config.json`` records the dtype and that change. Returns ``(arch.tag, directory)``.
     """
     arch, tag, local, folder = _resolve_name(source, name)
     full = f"{arch}.{tag}"
@@ -346,11 +354,25 @@ def build_publish_folder(
     _check_provenance(merged, full)
     model.pretrained_cfg = model.pretrained_cfg.replace(architecture=arch, tag=tag)
 
+    storage = {}
+    if storage_dtype is not None:
+        stored = cast_for_storage(model.state_dict(), storage_dtype)
+        change = storage_error(model, stored)
+        if change > STORAGE_TOLERANCE:
+            raise ValueError(
+                f"storing {full} in {storage_dtype} changes its outputs by {change:.2g} (relative), more than "
+                f"{STORAGE_TOLERANCE:g}: publish it in float32 (no --storage-dtype)"
+            )
+        storage = {"storage_dtype": storage_dtype, "storage_rel_change": float(f"{change:.3g}")}
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / WEIGHTS_FILENAME
     exact = local is None or (weights.suffix == ".safetensors" and read_folder_config(weights) is not None)
-    if exact:
+    if storage:
+        from .._io import save_safetensors
+
+        save_safetensors(target, stored, {"format": "pt"})
+    elif exact:
         atomic_write(target, lambda p: shutil.copyfile(weights, p))  # the exact published bytes
     else:  # a bare/legacy checkpoint: re-serialise the validated (converted) state dict
         from .._io import save_safetensors
@@ -370,7 +392,7 @@ def build_publish_folder(
     layers = model.representations() if hasattr(model, "representations") else {}
     layer = paper.feature_layer if paper.feature_layer in layers or "latent" not in layers else "latent"
     config = folder_config_dict(model, sha, {**merged, "paper": paper.reference, "citation": paper.bibtex,
-                                             "feature_layer": layer})
+                                             "feature_layer": layer, **storage})
     save_json(directory / CONFIG_FILENAME, config)
     atomic_write(directory / MODEL_CARD_FILENAME, lambda p: p.write_text(model_card(config, repo_id), encoding="utf-8"))
     log.info("wrote %s (sha256 %s) to %s", full, sha, directory)

@@ -16,12 +16,16 @@ import torch
 from torch import nn
 
 __all__ = [
+    "STORAGE_DTYPES",
+    "STORAGE_TOLERANCE",
     "WeightsError",
     "adapt_in_chans",
+    "cast_for_storage",
     "check_state_dict",
     "load_state_dict_strict",
     "read_safetensors",
     "sha256sum",
+    "storage_error",
     "verify_sha256",
 ]
 
@@ -122,6 +126,48 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
             f"{source} has NaN/Inf values in {len(bad)} tensor(s) (e.g. {', '.join(bad[:3])}): the file is "
             "damaged or comes from a diverged run. Download it again or use an earlier checkpoint."
         )
+
+
+#: the floating-point dtypes a weights file may be stored in; loading copies the values into the model's own dtype
+STORAGE_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: the largest relative change of any output layer that storing a model's weights in a smaller dtype may cause
+STORAGE_TOLERANCE = 1e-2
+
+
+def cast_for_storage(state: Mapping[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
+    """``state`` with every floating-point tensor cast to ``dtype`` (a key of :data:`STORAGE_DTYPES`; integer
+    tensors such as BatchNorm's step counter are kept). Refuses values outside the dtype's range."""
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"unknown storage dtype {dtype!r}: choose one of {', '.join(STORAGE_DTYPES)}")
+    target = STORAGE_DTYPES[dtype]
+    out = {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
+    overflow = [k for k, v in out.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if overflow:
+        largest = max(float(state[k].abs().max()) for k in overflow)
+        raise ValueError(
+            f"{len(overflow)} tensor(s) overflow {dtype} (e.g. {', '.join(overflow[:3])}; largest |value| {largest:.3g}): "
+            "store these weights in bfloat16 or float32"
+        )
+    return out
+
+
+@torch.no_grad()
+def storage_error(model: nn.Module, stored: Mapping[str, torch.Tensor], inputs: torch.Tensor | None = None, *,
+                  batch_size: int = 8, seed: int = 0) -> float:
+    """The largest relative change (‖a − b‖ / ‖a‖ per layer) of the model's representations (every layer of
+    ``model.representations()``, mode "mean", eval mode) when ``stored`` (e.g. :func:`cast_for_storage` output)
+    replaces its weights, on the preprocessed batch ``inputs`` (B, C, H, W), by default a seeded standard-normal
+    batch (``batch_size`` × its ``data_config.input_size``). The model is left unchanged."""
+    import copy
+
+    x = inputs if inputs is not None else torch.randn(
+        batch_size, *model.data_config.input_size, generator=torch.Generator().manual_seed(seed))
+    other = copy.deepcopy(model).float().eval()
+    reference = copy.deepcopy(model).float().eval()
+    load_state_dict_strict(other, stored, "the stored weights")
+    names = list(reference.representations())
+    a, b = reference.represent(x, names, "mean"), other.represent(x, names, "mean")
+    return max(float((a[k].float() - b[k].float()).norm() / a[k].float().norm().clamp_min(1e-12)) for k in names)
 
 
 def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
