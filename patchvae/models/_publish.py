@@ -368,16 +368,12 @@ def build_publish_folder(
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / WEIGHTS_FILENAME
     exact = local is None or (weights.suffix == ".safetensors" and read_folder_config(weights) is not None)
-    if storage:
-        from .._io import save_safetensors
-
-        save_safetensors(target, stored, {"format": "pt"})
-    elif exact:
+    if exact and not storage:
         atomic_write(target, lambda p: shutil.copyfile(weights, p))  # the exact published bytes
-    else:  # a bare/legacy checkpoint: re-serialise the validated (converted) state dict
+    else:  # a bare/legacy checkpoint, or another storage dtype: re-serialise the validated (converted) state dict
         from .._io import save_safetensors
 
-        save_safetensors(target, model.state_dict(), {"format": "pt"})
+        save_safetensors(target, stored if storage else model.state_dict(), {"format": "pt"})
     sha = sha256sum(target)
     known = get_pretrained_cfg(full).sha256 if registered else None
     if known and known != sha:

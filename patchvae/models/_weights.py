@@ -162,8 +162,8 @@ def storage_error(model: nn.Module, stored: Mapping[str, torch.Tensor], inputs: 
 
     x = inputs if inputs is not None else torch.randn(
         batch_size, *model.data_config.input_size, generator=torch.Generator().manual_seed(seed))
-    other = copy.deepcopy(model).float().eval()
     reference = copy.deepcopy(model).float().eval()
+    other = copy.deepcopy(reference)
     load_state_dict_strict(other, stored, "the stored weights")
     names = list(reference.representations())
     a, b = reference.represent(x, names, "mean"), other.represent(x, names, "mean")
