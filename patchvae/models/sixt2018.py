@@ -632,7 +632,7 @@ default_cfgs: dict[str, PretrainedCfg] = {
     "sixt2018_vae_4096d.cifar10": _cfg(
         file="sixt2018_vae_4096d.cifar10/model.safetensors", data_config=SIXT_CIFAR,
         **sixt2018_provenance("sixt2018_vae_4096d.cifar10", "sixt2018_cifar10_vae_4096d", "sx_vae_4096d", epochs=10),
-        sha256="05399fa134e6a3a58c62d35d492b14de4be1a1b6764b66e7e910c831e2db7dcd",
+        sha256="86a31c75ffb5d7a66335312f0a1dea63d7fefacc85b589cfe96f7cbd88ec1411",
         num_params=3520390,
         metrics={"rate_bits": 271.89, "rate_bits_per_4096": 0.0664, "linear_probe_top1": 40.08},
         description="Sixt 2018 VAE_4096d trained on CIFAR-10 (JPEG copy), 10 epochs, under our architecture (docs/models.md)",
