@@ -178,3 +178,23 @@ def _retained(env: dict[str, str]) -> str:
 def test_retained_heap_is_on_by_default_and_can_be_switched_off():
     assert _retained({}) == "True True"
     assert _retained({"PATCHVAE_RETAIN_FREED_MEMORY": "0"}) == "False False"
+
+
+@pytest.mark.parametrize(("machine", "onednn", "avx512_bf16", "amx", "expected"), [
+    ("x86_64", True, False, False, None),            # plain AVX-512: oneDNN emulates bf16, 0.36x float32's speed
+    ("x86_64", True, True, False, torch.bfloat16),   # AVX512-BF16 (e.g. AMD Zen 4)
+    ("x86_64", True, False, True, torch.bfloat16),   # AMX (Intel Sapphire Rapids and later)
+    ("x86_64", False, True, True, None),             # no oneDNN bf16 at all
+    ("aarch64", True, False, False, torch.bfloat16),  # other architectures keep oneDNN's answer
+])
+def test_auto_amp_picks_bf16_only_where_the_cpu_has_bf16_instructions(monkeypatch, machine, onednn, avx512_bf16, amx,
+                                                                        expected):
+    import patchvae._runtime as runtime
+
+    monkeypatch.setattr(runtime.platform, "machine", lambda: machine)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert runtime.resolve_amp("auto", torch.device("cpu")) is expected
+    assert runtime.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16  # asked for explicitly: always honoured
+    assert runtime.resolve_amp("none", torch.device("cpu")) is None

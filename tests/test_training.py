@@ -163,3 +163,16 @@ def test_read_events_returns_one_kind_in_order_and_skips_a_cut_line(tmp_path):
     events = read_events(tmp_path, "epoch")
     assert [(e["epoch"], e["eval"]["loss"]) for e in events] == [(1, 2.0), (2, 1.0)]
     assert [e["epoch"] for e in read_events(tmp_path, "end")] == [1]
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_auto_amp_trains_in_float32_without_bf16_instructions_and_says_so(tmp_path, fashion_mnist, monkeypatch, caplog,
+                                                                          native_bf16):
+    import patchvae._runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native_bf16)
+    with caplog.at_level("INFO", logger="patchvae.training.trainer"):
+        train(_recipe(epochs=1, amp="auto"), tmp_path, train_subset=64, eval_subset=64, save_images=False, export=False)
+    start = next(r for r in _records(tmp_path / "log.jsonl") if r.get("event") == "start")
+    assert start["amp"] == ("torch.bfloat16" if native_bf16 else "None")  # str(dtype) of the autocast, "None": float32
+    assert ("training in float32, since this CPU has no bf16 instructions" in caplog.text) is not native_bf16

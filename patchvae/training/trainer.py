@@ -208,6 +208,9 @@ def train(
     if device.type == "cpu":
         retain_freed_memory()  # no page faults for the activations every step
     amp_dtype = resolve_amp(recipe.amp, device)
+    if recipe.amp == "auto" and amp_dtype is None and device.type == "cpu":
+        log.info("amp=auto: training in float32, since this CPU has no bf16 instructions (AVX512-BF16 or AMX) "
+                 "and emulated bf16 is slower; --amp bf16 forces it")
     with deterministic_mode(deterministic), _claim(out_dir, world):
         return _run(recipe, out_dir, device, world, amp_dtype, data_dir=data_dir, resume=resume,
                     train_subset=train_subset, eval_subset=eval_subset, log_every=log_every, num_workers=num_workers,
