@@ -31,23 +31,37 @@ RESULTS = ROOT / "benchmarks" / "results"
 # "gemm": the recipe's gemm_weight_grads (bf16 on CPU only).
 BASELINE = {"amp": "none", "channels_last": False, "compile": False, "fused_optimizer": False, "heap": False,
             "gemm": False}
-DEFAULT = {"amp": "bf16", "channels_last": True, "compile": False, "heap": True, "gemm": True}
+#: the trainer's bf16 fast path; recipes run it with ``amp: auto`` where the CPU has bf16 instructions (float32 elsewhere)
+BF16_FAST = {"amp": "bf16", "channels_last": True, "compile": False, "heap": True, "gemm": True}
+FP32_FAST = {**BF16_FAST, "amp": "none"}
 CPU_CONFIGS = {
     "eager fp32 (baseline)": BASELINE,
     "baseline + retained heap": {**BASELINE, "heap": True},
-    "fp32 + channels_last + fused Adam + heap": {**DEFAULT, "amp": "none"},
+    "fp32 + channels_last + fused Adam + heap": FP32_FAST,
     "bf16 autocast": {**BASELINE, "amp": "bf16"},
-    "bf16 + channels_last + fused Adam": {**DEFAULT, "heap": False, "gemm": False},
-    "bf16 + channels_last + fused Adam + heap": {**DEFAULT, "gemm": False},
-    "bf16 + channels_last + fused Adam + heap + GEMM grads (default)": DEFAULT,
-    "default + compile": {**DEFAULT, "compile": True},
+    "bf16 + channels_last + fused Adam": {**BF16_FAST, "heap": False, "gemm": False},
+    "bf16 + channels_last + fused Adam + heap": {**BF16_FAST, "gemm": False},
+    "bf16 + channels_last + fused Adam + heap + GEMM grads": BF16_FAST,
+    "bf16 fast path + compile": {**BF16_FAST, "compile": True},
 }
 GPU_CONFIGS = {
     "eager fp32 (baseline)": BASELINE,
-    "bf16 + channels_last + fused Adam (default)": DEFAULT,
-    "default + compile": {**DEFAULT, "compile": True},
-    "default + compile (cudagraphs)": {**DEFAULT, "compile": "reduce-overhead"},
+    "bf16 + channels_last + fused Adam": BF16_FAST,
+    "bf16 fast path + compile": {**BF16_FAST, "compile": True},
+    "bf16 fast path + compile (cudagraphs)": {**BF16_FAST, "compile": "reduce-overhead"},
 }
+
+
+def default_config(configs: dict[str, dict], device: str) -> str | None:
+    """The row the trainer's defaults (``amp: auto``) run on this machine: the bf16 fast path where ``auto``
+    resolves to bf16, the float32 fast path where this CPU only emulates bf16 (None: no row, e.g. fp16 GPUs)."""
+    import torch
+
+    from patchvae._runtime import resolve_amp
+
+    amp = "bf16" if resolve_amp("auto", torch.device(device)) == torch.bfloat16 else "none"
+    fast = {**BF16_FAST, "amp": amp}
+    return next((name for name, cfg in configs.items() if cfg == fast), None)
 
 
 def serve(cfg: dict, device: str, batch: int, warmup: int, in_chans: int) -> None:
@@ -149,6 +163,7 @@ def main() -> None:
         proc.wait()
 
     base_name = next(iter(configs))
+    default_name = default_config(configs, args.device)
     rows: dict[str, dict] = {}
     for name in configs:
         if name not in times:
@@ -169,14 +184,15 @@ def main() -> None:
             print(f"{name:<64} error: {r['error']}")
             continue
         spread = f"{r['speedup_min']:.2f}-{r['speedup_max']:.2f}"
-        print(f"{name:<64} {r['images_per_s']:>7.0f} {r['speedup']:>7.2f} {spread:>11} {r['step_ms']:>8.1f} "
+        label = f"{name} (default here)" if name == default_name else name
+        print(f"{label:<64} {r['images_per_s']:>7.0f} {r['speedup']:>7.2f} {spread:>11} {r['step_ms']:>8.1f} "
               f"{r['peak_rss_mb']:>11.0f} {r['page_faults_per_step']:>11.0f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"train_throughput_{args.device.split(':')[0]}.json"
     out.write_text(json.dumps({"device": args.device, "batch": args.batch, "in_chans": args.in_chans, "steps": args.steps,
                                "windows": args.windows, "torch": torch.__version__,
                                "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                               "results": rows}, indent=2))
+                               "default_here": default_name, "results": rows}, indent=2))
     print(f"\nwritten {out.relative_to(ROOT)}")
 
 

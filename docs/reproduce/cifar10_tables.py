@@ -51,7 +51,8 @@ SHIPPED = {"cifar10_patchvae": "patchvae_resnet9.cifar10", "cifar10_patchvae_lw"
 #: EPOCHS=90) and the rows whose 90-epoch weights are shipped (``<name>_e90``, stored in float16)
 PAPER_BUDGET = "cifar10_e90"
 SHIPPED_E90 = {"cifar10_patchvae": "patchvae_resnet9.cifar10_e90", "cifar10_beta_vae": "beta_vae_resnet9_32.cifar10_e90",
-               "cifar10_patchvae_lw": "patchvae_resnet9.cifar10_lw_e90", "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw_e90"}
+               "cifar10_patchvae_lw": "patchvae_resnet9.cifar10_lw_e90", "cifar10_beta_vae_lw": "beta_vae_resnet9_32.cifar10_lw_e90",
+               "cifar10_patchvae_tuned": "patchvae_resnet9.cifar10_tuned_e90"}
 #: every budget with shipped weights: its reports' folder -> result stem -> registry name
 SHIPPED_BUDGETS = {SHIPPED_BUDGET: SHIPPED, PAPER_BUDGET: SHIPPED_E90}
 #: the ablation sweeps (cifar10_sweeps.sh, 15 epochs, seed 0): sweep -> (the swept setting, {result stem: (label,

@@ -144,12 +144,13 @@ CIFAR10_DATA_DIR = "../shared/data/cifar10-jpeg.zip"
 CIFAR10_EPOCHS = 30
 
 
-def cifar10_provenance(name: str, recipe: str, epochs: int, one_thread: bool = False) -> dict[str, Any]:
+def cifar10_provenance(name: str, recipe: str, epochs: int, threads: int | None = None) -> dict[str, Any]:
     """How the packaged CIFAR-10 weights ``name`` were trained and evaluated (docs/results.md, CIFAR-10).
 
-    ``one_thread``: the run was trained with ``--threads 1`` (two runs side by side on the 2-core machine).
+    ``threads``: the run's ``--threads`` (1: two runs side by side on the 2-core machine; 2: one run alone on it);
+    None: the command without it (and with images, the CLI default).
     """
-    data = f"--data-dir {CIFAR10_DATA_DIR}" + (" --threads 1 --no-images" if one_thread else "")
+    data = f"--data-dir {CIFAR10_DATA_DIR}" + (f" --threads {threads} --no-images" if threads else "")
     probes = "linear knn parts rate intrinsic_dim" if name.startswith("patchvae_") else "linear knn rate intrinsic_dim"
     return {
         "dataset": "cifar10",
@@ -162,11 +163,11 @@ def cifar10_provenance(name: str, recipe: str, epochs: int, one_thread: bool = F
     }
 
 
-def cifar10_weights(name: str, recipe: str, epochs: int = CIFAR10_EPOCHS, one_thread: bool = True) -> dict[str, Any]:
+def cifar10_weights(name: str, recipe: str, epochs: int = CIFAR10_EPOCHS, threads: int = 1) -> dict[str, Any]:
     """``PretrainedCfg`` fields shared by the packaged CIFAR-10 weights ``name`` (``weights/<name>/``); by default
     those of the shipped budget: :data:`CIFAR10_EPOCHS` epochs, one thread per run."""
     return {"file": f"{name}/model.safetensors", "model_args": {"in_chans": 3}, "data_config": CIFAR,
-            **cifar10_provenance(name, recipe, epochs, one_thread)}
+            **cifar10_provenance(name, recipe, epochs, threads)}
 
 
 SIXT2018_PROTOCOL = (
