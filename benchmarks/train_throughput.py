@@ -59,8 +59,7 @@ def default_config(configs: dict[str, dict], device: str) -> str | None:
 
     from patchvae._runtime import resolve_amp
 
-    amp = "bf16" if resolve_amp("auto", torch.device(device)) == torch.bfloat16 else "none"
-    fast = {**BF16_FAST, "amp": amp}
+    fast = BF16_FAST if resolve_amp("auto", torch.device(device)) == torch.bfloat16 else FP32_FAST
     return next((name for name, cfg in configs.items() if cfg == fast), None)
 
 

@@ -15,6 +15,7 @@ in the model files' ``default_cfgs``.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,8 +35,12 @@ BUDGETS = {
     "cifar10_e30": (MODELS, None),
     "cifar10_e90": ({run: f"{name}_e90" for run, name in MODELS.items()}, "float16"),
 }
-#: runs trained alone on the 2-core machine (``--threads 2``); every other run trained with one thread, two side by side
-TWO_THREADS = {("cifar10_e90", "cifar10_patchvae_tuned")}
+
+
+def run_threads(command: str) -> int | None:
+    """The ``--threads`` of the run's recorded training command (its model folder's config.json), None if not given."""
+    args = shlex.split(command)
+    return int(args[args.index("--threads") + 1]) if "--threads" in args else None
 
 
 def card_metrics(results: Path, run: str) -> dict[str, float]:
@@ -74,8 +79,7 @@ def main() -> None:
             continue
         config = json.loads((runs / run / "model" / "config.json").read_text())
         metrics = card_metrics(results, run)
-        threads = 2 if (results.name, run) in TWO_THREADS else 1  # the run's exact command
-        provenance = cifar10_provenance(name, run, epochs=config["epochs"], threads=threads)
+        provenance = cifar10_provenance(name, run, epochs=config["epochs"], threads=run_threads(config["command"]))
         full, folder = build_publish_folder(
             runs / run / "model", weights / name, name=name, repo_id=None, metrics=metrics,
             description=get_pretrained_cfg(name).description if name in list_pretrained() else None,
