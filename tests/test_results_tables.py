@@ -25,7 +25,8 @@ def _tables():
 SWEEPS = list_sweeps("*_cifar10")  #: every CIFAR-10 ablation sweep of the registry has its table in docs/results.md
 
 
-@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "table1_shipped", "table1_e90", "seeds", *SWEEPS])
+@pytest.mark.parametrize("name", ["zhang_table", "family_table", "table1", "table1_shipped", "table1_e90", "seeds",
+                                  "finetune_seeds", "retrained_rows", *SWEEPS])
 def test_cifar10_table_in_results_md_is_generated_from_the_json(name):
     tables = _tables()
     table = tables.sweep_table(RESULTS, name) if name in SWEEPS else getattr(tables, name)(RESULTS)
@@ -55,6 +56,59 @@ def test_shipped_budget_table_reads_its_folder_and_the_baselines(tmp_path):
     assert set(rows["| PatchVAE (`patchvae_resnet9.cifar10`)"].split(" | ")[1:-1]) == {tables.DASH}
     run_only = tables.table1(tmp_path / "none", baselines=tmp_path, run_rows_only=True).splitlines()[2:]
     assert [r.split(" | ")[0] for r in run_only] == ["| random-init φ"]  # rows without any report are left out
+
+
+def _finetune(path: Path, freeze: str, top1: float, top5: float = 90.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"results": [{"freeze": freeze, "top1": top1, "top5": top5}]}))
+
+
+def test_conv_cells_missing_for_a_run_come_from_its_retrained_run_marked(tmp_path):
+    """A ConvK cell the first run never had is read from the re-trained φ's report and marked; a cell the first run
+    has is never replaced, and Conv5 and the probes always stay the first run's."""
+    tables = _tables()
+    budget = tmp_path / tables.SHIPPED_BUDGET
+    again = budget / tables.RETRAINED
+    _finetune(budget / "cifar10_patchvae_gan.finetune.json", "conv5", 49.15)
+    _finetune(budget / "cifar10_patchvae_gan.finetune_conv3.json", "conv3", 60.0)
+    _finetune(again / "cifar10_patchvae_gan.finetune.json", "conv5", 48.0)
+    _finetune(again / "cifar10_patchvae_gan.finetune_conv3.json", "conv3", 61.0)
+    _finetune(again / "cifar10_patchvae_gan.finetune_conv1.json", "conv1", 66.456)
+    lines = tables.table1_budget(tmp_path, tables.SHIPPED_BUDGET).splitlines()
+    row = next(r for r in lines if r.startswith("| PatchVAE-GAN |"))
+    assert row.startswith(f"| PatchVAE-GAN | 66.46 {tables.RERUN} | 60.00 | 49.15 | 90.00 |")
+    plain = tables.table1(budget, baselines=tmp_path, run_rows_only=True).splitlines()  # no re-trained folder given
+    assert "Conv1" not in plain[0]  # without the re-trained run no row has a Conv1 cell: the column is left out
+    assert next(r for r in plain if r.startswith("| PatchVAE-GAN |")).startswith("| PatchVAE-GAN | 60.00 | 49.15 |")
+
+
+def test_retrained_rows_show_both_runs_from_their_own_reports(tmp_path):
+    tables = _tables()
+    budget = tmp_path / tables.SHIPPED_BUDGET
+    _finetune(budget / "cifar10_beta_vae_gan.finetune.json", "conv5", 51.69)
+    _finetune(budget / tables.RETRAINED / "cifar10_beta_vae_gan.finetune.json", "conv5", 52.5)
+    _finetune(budget / tables.RETRAINED / "cifar10_beta_vae_gan.finetune_conv1.json", "conv1", 70.0)
+    assert tables.retrained_rows(tmp_path).count("\n") == 1  # a run without probes is not listed
+    (budget / tables.RETRAINED / "cifar10_beta_vae_gan.probes.json").write_text(json.dumps({"results": [{"probe": "knn", "top1": 41.0}]}))
+    rows = tables.retrained_rows(tmp_path).splitlines()
+    assert rows[0].startswith("| φ | Conv1 top-1 | Conv5 top-1 |")  # Conv3: no run of either, left out
+    assert rows[2:] == ["| β-VAE-GAN, first run (bf16) | — | 51.69 | 90.00 | — | — | — | — | — | — | — |",
+                        "| β-VAE-GAN, re-run (float32) | 70.00 | 52.50 | 90.00 | — | 41.00 | — | — | — | — | — |"]
+
+
+def test_finetune_seeds_table_reads_seed_zero_from_table1_and_the_others_from_their_folder(tmp_path):
+    tables = _tables()
+    budget = tmp_path / tables.SHIPPED_BUDGET
+    _finetune(budget / "cifar10_patchvae_tuned.finetune.json", "conv5", 55.0)
+    _finetune(budget / "cifar10_patchvae_tuned.finetune_conv1.json", "conv1", 68.5)
+    for seed, top1 in ((1, 56.0), (2, 57.0)):
+        _finetune(budget / "finetune_seeds" / f"cifar10_patchvae_tuned.conv5.seed{seed}.json", "conv5", top1)
+    _finetune(budget / "finetune_seeds" / "cifar10_beta_vae.conv1.seed1.json", "conv1", 70.0)  # no seed 0 yet
+    lines = tables.finetune_seeds(tmp_path).splitlines()
+    assert lines[0] == ("| φ (30 epochs) | Conv5 top-1 (seed 0 / 1 / ...; mean ± std) | "
+                        "Conv1 top-1 (seed 0 / 1 / ...; mean ± std) |")
+    assert lines[2:] == ["| PatchVAE, β_vis = 0.96 (`patchvae_resnet9.cifar10_tuned`) | 55.00 / 56.00 / 57.00; 56.00 ± 1.00 | 68.50 |",
+                         "| β-VAE (`beta_vae_resnet9_32.cifar10`) | — | — / 70.00 |"]
 
 
 @pytest.mark.parametrize("budget, stem", [(b, s) for b, rows in _tables().SHIPPED_BUDGETS.items() for s in sorted(rows)])

@@ -9,7 +9,9 @@ Tables: the Zhang et al. 2022 Table 3 analogue (zhang2022_cifar10.sh), the famil
 rate / intrinsic dimension / latent probe columns for PatchVAE, β-VAE and the PixelVAEs), the Table 1
 analogue rows (cifar10_weights.sh and the L_w runs; linear probes over seeds 0-2 from cifar10_probe_seeds.sh
 where run), Conv1 / Conv3 / Conv5 from docs/results/<stem>.finetune{_conv1,_conv3,}.json, the low-label probes (cifar10_low_label.sh, mean ± std
-over seeds) and the ablation sweeps (cifar10_sweeps.sh). Cells without a result file print "—".
+over seeds), the pretraining seeds, the fine-tuning seeds (<budget>/finetune_seeds/), the rows pretrained twice
+(<budget>/retrained_float32/, whose ConvK cells fill those the first run lacks, marked ‡) and the ablation sweeps
+(cifar10_sweeps.sh). Cells without a result file print "—".
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ SWEEPS: dict[str, tuple[str, dict[str, tuple[str, float]]]] = {
 #: seeds of pretraining (random φ: of its init): result stem of seed 0 -> label; seed s > 0 is docs/results/<stem>.seed<s>.*.json
 SEEDS = {"cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96", "cifar10_beta_vae": "β-VAE",
          "cifar10_random": "random-init φ (seed of the init and the head)"}
+#: shipped φ of the shipped budget fine-tuned (Conv5) with seeds 0-2: the spread of one Table 1 cell
+FINETUNE_SEEDS = ("cifar10_patchvae_tuned", "cifar10_beta_vae")
 DASH = "—"
 
 
@@ -175,38 +179,72 @@ def linear_probe_cell(folder: Path, stem: str, seed0: dict | None) -> str:
     return fmt(get(seed0, "top1")) if seed0 is None or len(top1) < 2 else mean_std(top1)
 
 
+#: the columns of every Table 1 analogue
+TABLE1_HEADER = ["φ", "Conv1 top-1", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN",
+                 "linear, 10 labels / class", "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"]
+#: sub-folder of a budget's reports with the rows pretrained a second time with the same command on another machine
+#: (float32 instead of bf16), for the ConvK cells the first run's φ (not kept) never had: such cells are marked RERUN
+RETRAINED = "retrained_float32"
+RERUN = "‡"
+
+
+def finetune_cell(src: Path, stem: str, preset: str, retrained: Path | None = None) -> str:
+    """Top-1 of the ``preset`` fine-tune (conv1/conv3) of a row, from ``src``, else from the re-trained φ's report in
+    ``retrained`` marked :data:`RERUN`, else a dash."""
+    result = finetune_result(read(src / f"{stem}.finetune_{preset}.json"), preset)
+    if result is None and retrained is not None:
+        rerun = finetune_result(read(retrained / f"{stem}.finetune_{preset}.json"), preset)
+        return DASH if rerun is None else f"{rerun['top1']:.2f} {RERUN}"
+    return fmt(get(result, "top1"))
+
+
+def table1_row(src: Path, stem: str, label: str, retrained: Path | None = None) -> list[str]:
+    """One Table 1 row (:data:`TABLE1_HEADER`) from the reports of run ``stem`` in ``src``."""
+    m = metrics_of(read(src / f"{stem}.probes.json"))
+    parts, idim = m.get("parts"), m.get("intrinsic_dim")
+    conv5 = finetune_result(read(src / f"{stem}.finetune.json"), "none" if stem.endswith("supervised") else "conv5")
+    tag = low_label_tag(stem)
+    return [label, finetune_cell(src, stem, "conv1", retrained), finetune_cell(src, stem, "conv3", retrained),
+            fmt(get(conv5, "top1")), fmt(get(conv5, "top5")), linear_probe_cell(src, stem, m.get("pooled_linear")),
+            fmt(get(m.get("pooled_knn"), "top1")), low_label_cell(src, tag, 10), low_label_cell(src, tag, 100),
+            fmt(get(m.get("rate"), "nats"), 1),
+            DASH if not idim else f"{idim['intrinsic_dimension']} / {idim['feature_dim']} ({idim['layer']})",
+            DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}"]
+
+
 def table1(folder: Path, baselines: Path | None = None, weights: dict[str, str] | None = None,
-           run_rows_only: bool = False) -> str:
+           run_rows_only: bool = False, retrained: Path | None = None) -> str:
     """The Table 1 analogue from the reports of one pretraining budget in ``folder``; the rows without pretraining
-    (:data:`NO_PRETRAINING`) from ``baselines`` (default ``folder``); ``weights`` names the shipped weights of a row.
+    (:data:`NO_PRETRAINING`) from ``baselines`` (default ``folder``); ``weights`` names the shipped weights of a row;
+    a ConvK cell missing in ``folder`` is read from ``retrained`` (see :data:`RETRAINED`).
     Rows without any report print dashes, or are left out with ``run_rows_only``."""
     rows = []
     for stem, label in TABLE1.items():
         src = (baselines or folder) if stem in NO_PRETRAINING else folder
         if weights and stem in weights:
             label = f"{label} (`{weights[stem]}`)"
-        m = metrics_of(read(src / f"{stem}.probes.json"))
-        parts, idim = m.get("parts"), m.get("intrinsic_dim")
-        conv5 = finetune_result(read(src / f"{stem}.finetune.json"), "none" if stem.endswith("supervised") else "conv5")
-        conv1, conv3 = (finetune_result(read(src / f"{stem}.finetune_{k}.json"), k) for k in ("conv1", "conv3"))
-        tag = low_label_tag(stem)
-        rows.append([label, fmt(get(conv1, "top1")), fmt(get(conv3, "top1")), fmt(get(conv5, "top1")), fmt(get(conv5, "top5")),
-                     linear_probe_cell(src, stem, m.get("pooled_linear")),
-                     fmt(get(m.get("pooled_knn"), "top1")), low_label_cell(src, tag, 10), low_label_cell(src, tag, 100),
-                     fmt(get(m.get("rate"), "nats"), 1),
-                     DASH if not idim else f"{idim['intrinsic_dimension']} / {idim['feature_dim']} ({idim['layer']})",
-                     DASH if not parts else f"{parts['active_parts']} / {parts['num_parts']}"])
+        rows.append(table1_row(src, stem, label, retrained))
         if run_rows_only and set(rows[-1][1:]) == {DASH}:
             rows.pop()
-    header = ["φ", "Conv1 top-1", "Conv3 top-1", "Conv5 top-1", "Conv5 top-5", "linear probe", "kNN", "linear, 10 labels / class",
-              "linear, 100 labels / class", "rate (nats)", "intrinsic dim.", "active parts"]
-    return table(*without_empty_columns(header, rows, (1, 2)))  # a ConvK column without any run yet is left out
+    return table(*without_empty_columns(TABLE1_HEADER, rows, (1, 2)))  # a ConvK column without any run yet is left out
 
 
 def table1_budget(folder: Path, budget: str) -> str:
     """The Table 1 analogue of one budget with shipped weights (folder/<budget>, a key of :data:`SHIPPED_BUDGETS`;
     baselines from ``folder``): the rows run at that budget."""
-    return table1(folder / budget, baselines=folder, weights=SHIPPED_BUDGETS[budget], run_rows_only=True)
+    return table1(folder / budget, baselines=folder, weights=SHIPPED_BUDGETS[budget], run_rows_only=True,
+                  retrained=folder / budget / RETRAINED)
+
+
+def retrained_rows(folder: Path, budget: str = SHIPPED_BUDGET) -> str:
+    """Each row of ``budget`` pretrained twice with the same command (:data:`RETRAINED`): the first run's row
+    above its re-run's, every cell from that run's own reports."""
+    rows, again = [], folder / budget / RETRAINED
+    for stem, label in TABLE1.items():
+        if (again / f"{stem}.probes.json").is_file():
+            rows += [table1_row(folder / budget, stem, f"{label}, first run (bf16)"),
+                     table1_row(again, stem, f"{label}, re-run (float32)")]
+    return table(*without_empty_columns(TABLE1_HEADER, rows, (1, 2)))
 
 
 def table1_shipped(folder: Path) -> str:
@@ -247,6 +285,23 @@ def seeds(folder: Path) -> str:
                          DASH if h is None else f"{h['active_parts']} of {h['num_parts']}" for h in health)])
     return table(["φ (20 epochs)", "seeds", "Conv5 top-1 (seed 0 / 1 / ...; mean ± std)", "linear probe", "kNN",
                   "active parts"], rows)
+
+
+def finetune_seeds(folder: Path, budget: str = SHIPPED_BUDGET, presets: tuple[str, ...] = ("conv5", "conv1")) -> str:
+    """Top-1 of one φ fine-tuned with several seeds (the head's init, the data order), per freeze preset: seed 0 is
+    the Table 1 cell (folder/<budget>/<stem>.finetune{,_conv1,_conv3}.json), seed s > 0
+    folder/<budget>/finetune_seeds/<stem>.<preset>.seed<s>.json."""
+    rows, weights, budget_dir = [], SHIPPED_BUDGETS[budget], folder / budget
+    for stem in FINETUNE_SEEDS:
+        cells = []
+        for preset in presets:
+            seed0 = budget_dir / (f"{stem}.finetune.json" if preset == "conv5" else f"{stem}.finetune_{preset}.json")
+            reports = [seed0, *sorted((budget_dir / "finetune_seeds").glob(f"{stem}.{preset}.seed*.json"))]
+            cells.append(per_seed([get(finetune_result(read(r), preset), "top1") for r in reports]))
+        rows.append([f"{TABLE1[stem]} (`{weights[stem]}`)", *cells])
+    header = [f"φ ({budget.removeprefix('cifar10_e')} epochs)"]
+    header += [f"{p.capitalize()} top-1 (seed 0 / 1 / ...; mean ± std)" for p in presets]
+    return table(header, rows)
 
 
 def sweep_table(folder: Path, sweep: str) -> str:
@@ -318,7 +373,8 @@ def main() -> None:
                         (f"Table 1 analogue, the shipped weights' budget ({SHIPPED_BUDGET})", table1_shipped),
                         (f"Table 1 analogue, the paper's budget ({PAPER_BUDGET})", table1_e90),
                         ("Low-label linear probes", low_label),
-                        ("Pretraining seeds", seeds)):
+                        ("Pretraining seeds", seeds), ("Fine-tuning seeds", finetune_seeds),
+                        ("Rows pretrained twice (30 epochs)", retrained_rows)):
         print(f"### {title}\n\n{make(folder)}\n")
     for sweep in SWEEPS:
         print(f"### Sweep {sweep}\n\n{sweep_table(folder, sweep)}\n")
