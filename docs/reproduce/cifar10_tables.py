@@ -76,7 +76,7 @@ SWEEPS: dict[str, tuple[str, dict[str, tuple[str, float]]]] = {
 #: seeds of pretraining (random φ: of its init): result stem of seed 0 -> label; seed s > 0 is docs/results/<stem>.seed<s>.*.json
 SEEDS = {"cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96", "cifar10_beta_vae": "β-VAE",
          "cifar10_random": "random-init φ (seed of the init and the head)"}
-#: shipped φ of the shipped budget fine-tuned (Conv5) with seeds 0-2: the spread of one Table 1 cell
+#: shipped φ of the shipped budget fine-tuned again with more seeds (Conv5: 0-2, Conv1: 0-1): the spread of one Table 1 cell
 FINETUNE_SEEDS = ("cifar10_patchvae_tuned", "cifar10_beta_vae")
 DASH = "—"
 
@@ -296,7 +296,8 @@ def finetune_seeds(folder: Path, budget: str = SHIPPED_BUDGET, presets: tuple[st
         cells = []
         for preset in presets:
             seed0 = budget_dir / (f"{stem}.finetune.json" if preset == "conv5" else f"{stem}.finetune_{preset}.json")
-            reports = [seed0, *sorted((budget_dir / "finetune_seeds").glob(f"{stem}.{preset}.seed*.json"))]
+            more = (budget_dir / "finetune_seeds").glob(f"{stem}.{preset}.seed*.json")
+            reports = [seed0, *sorted(more, key=lambda r: int(r.name.removesuffix(".json").rsplit("seed", 1)[1]))]
             cells.append(per_seed([get(finetune_result(read(r), preset), "top1") for r in reports]))
         rows.append([f"{TABLE1[stem]} (`{weights[stem]}`)", *cells])
     header = [f"φ ({budget.removeprefix('cifar10_e')} epochs)"]
