@@ -76,7 +76,7 @@ SWEEPS: dict[str, tuple[str, dict[str, tuple[str, float]]]] = {
 #: seeds of pretraining (random φ: of its init): result stem of seed 0 -> label; seed s > 0 is docs/results/<stem>.seed<s>.*.json
 SEEDS = {"cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96", "cifar10_beta_vae": "β-VAE",
          "cifar10_random": "random-init φ (seed of the init and the head)"}
-#: shipped φ of the shipped budget fine-tuned again with more seeds (Conv5: 0-2, Conv1: 0-1): the spread of one Table 1 cell
+#: shipped φ of the shipped budget fine-tuned again with more seeds (Conv5: 0-2, Conv3 and Conv1: 0-1): the spread of one Table 1 cell
 FINETUNE_SEEDS = ("cifar10_patchvae_tuned", "cifar10_beta_vae")
 DASH = "—"
 
@@ -287,7 +287,7 @@ def seeds(folder: Path) -> str:
                   "active parts"], rows)
 
 
-def finetune_seeds(folder: Path, budget: str = SHIPPED_BUDGET, presets: tuple[str, ...] = ("conv5", "conv1")) -> str:
+def finetune_seeds(folder: Path, budget: str = SHIPPED_BUDGET, presets: tuple[str, ...] = ("conv5", "conv3", "conv1")) -> str:
     """Top-1 of one φ fine-tuned with several seeds (the head's init, the data order), per freeze preset: seed 0 is
     the Table 1 cell (folder/<budget>/<stem>.finetune{,_conv1,_conv3}.json), seed s > 0
     folder/<budget>/finetune_seeds/<stem>.<preset>.seed<s>.json."""
