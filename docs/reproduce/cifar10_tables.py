@@ -148,6 +148,12 @@ def family_table(folder: Path) -> str:
                   "nonlinear (MLP-200)"], rows)
 
 
+def finetune_path(folder: Path, stem: str, preset: str = "conv5") -> Path:
+    """The ``patchvae finetune --out`` report of run ``stem`` with freeze ``preset`` (cifar10_table1_rows.sh's names:
+    <stem>.finetune.json for Conv5, <stem>.finetune_<preset>.json for the others)."""
+    return folder / (f"{stem}.finetune.json" if preset == "conv5" else f"{stem}.finetune_{preset}.json")
+
+
 def finetune_result(report: dict | None, freeze: str = "conv5") -> dict | None:
     """The fine-tuning result with freeze preset ``freeze`` of one ``patchvae finetune --out`` JSON."""
     return next((r for r in (report or {}).get("results", []) if str(r.get("freeze")) == freeze), None)
@@ -191,9 +197,9 @@ RERUN = "‡"
 def finetune_cell(src: Path, stem: str, preset: str, retrained: Path | None = None) -> str:
     """Top-1 of the ``preset`` fine-tune (conv1/conv3) of a row, from ``src``, else from the re-trained φ's report in
     ``retrained`` marked :data:`RERUN`, else a dash."""
-    result = finetune_result(read(src / f"{stem}.finetune_{preset}.json"), preset)
+    result = finetune_result(read(finetune_path(src, stem, preset)), preset)
     if result is None and retrained is not None:
-        rerun = finetune_result(read(retrained / f"{stem}.finetune_{preset}.json"), preset)
+        rerun = finetune_result(read(finetune_path(retrained, stem, preset)), preset)
         return DASH if rerun is None else f"{rerun['top1']:.2f} {RERUN}"
     return fmt(get(result, "top1"))
 
@@ -202,7 +208,7 @@ def table1_row(src: Path, stem: str, label: str, retrained: Path | None = None) 
     """One Table 1 row (:data:`TABLE1_HEADER`) from the reports of run ``stem`` in ``src``."""
     m = metrics_of(read(src / f"{stem}.probes.json"))
     parts, idim = m.get("parts"), m.get("intrinsic_dim")
-    conv5 = finetune_result(read(src / f"{stem}.finetune.json"), "none" if stem.endswith("supervised") else "conv5")
+    conv5 = finetune_result(read(finetune_path(src, stem)), "none" if stem.endswith("supervised") else "conv5")
     tag = low_label_tag(stem)
     return [label, finetune_cell(src, stem, "conv1", retrained), finetune_cell(src, stem, "conv3", retrained),
             fmt(get(conv5, "top1")), fmt(get(conv5, "top5")), linear_probe_cell(src, stem, m.get("pooled_linear")),
@@ -295,7 +301,7 @@ def finetune_seeds(folder: Path, budget: str = SHIPPED_BUDGET, presets: tuple[st
     for stem in FINETUNE_SEEDS:
         cells = []
         for preset in presets:
-            seed0 = budget_dir / (f"{stem}.finetune.json" if preset == "conv5" else f"{stem}.finetune_{preset}.json")
+            seed0 = finetune_path(budget_dir, stem, preset)
             more = (budget_dir / "finetune_seeds").glob(f"{stem}.{preset}.seed*.json")
             reports = [seed0, *sorted(more, key=lambda r: int(r.name.removesuffix(".json").rsplit("seed", 1)[1]))]
             cells.append(per_seed([get(finetune_result(read(r), preset), "top1") for r in reports]))
