@@ -34,8 +34,11 @@ def test_ablation_sweeps():
         f"table{t}_{d}_{ds}"
         for t, d in ((3, "num_parts"), (4, "part_dim"), (5, "visibility_prior"), (6, "beta_vis"))
         for ds in ("cifar100", "indoor67", "cifar10")
-    }
+    } | {"beta_vis_combined_cifar10"}
     assert [r.model_args["num_parts"] for r in get_sweep("table3_num_parts_cifar100")] == [4, 8, 16, 32, 64]
+    # `patchvae recipes` describes each row by its table and setting, not as the Table 1 row it derives from
+    assert get_recipe("cifar10_patchvae_n4").description == "PatchVAE on cifar10 (32×32), paper Table 3, N=4"
+    assert get_recipe("indoor67_patchvae_prior0.1").description == "PatchVAE on indoor67 (64×64), paper Table 5, z_vis_prior=0.1"
     assert [r.objective_args["visibility_prior"] for r in get_sweep("table5_visibility_prior_indoor67")] == [0.01, 0.05, 0.1]
     # Table 6 values are β_vis / N (N = 16): 0.6 is the authors' default β_v = 10 (≈ 9.6)
     assert [r.objective_args["beta_vis"] for r in get_sweep("table6_beta_vis_cifar100")] == pytest.approx([0.96, 4.8, 9.6])
@@ -48,7 +51,7 @@ def test_cifar10_sweeps_train_the_default_row_of_tables_3_and_4_once():
     assert shared is table4[1] and shared.model_args == {"num_parts": 16, "part_dim": 6}
     # the paper's defaults: only the name, the reference and the 15-epoch budget differ from the Table 1 recipe
     default = get_recipe("cifar10_patchvae").replace(epochs=15)
-    assert shared.replace(name=default.name, paper_ref=default.paper_ref, model_args={}) == default
+    assert shared.replace(name=default.name, paper_ref=default.paper_ref, description=default.description, model_args={}) == default
     assert len({r.name for r in table3 + table4}) == 7  # 8 rows, 7 runs
     # the paper's own datasets keep separate rows, as in its tables (28.94 vs 28.97 on CIFAR-100)
     assert [r.name for r in get_sweep("table4_part_dim_cifar100")][1] == "cifar100_patchvae_dp6"
@@ -82,3 +85,18 @@ def test_cifar10_tuned_recipe_differs_from_the_default_only_in_beta_vis():
     assert tuned.epochs == default.epochs == 90 and sweep_row.epochs == 15
     same = {k: v for k, v in tuned.to_dict().items() if k not in ("name", "description", "paper_ref", "objective_args")}
     assert same == {k: v for k, v in default.to_dict().items() if k in same}
+
+
+def test_beta_vis_combined_sweep_changes_one_model_setting_of_the_table6_row():
+    """β_vis = 0.96 (the shipped default's Table 6 row, shared, trained once) with N = 32 or d_p = 9: each new row
+    differs from that row in its name, texts and one model argument, nothing else (β_vis stays 0.96 for N = 32)."""
+    base, *combined = get_sweep("beta_vis_combined_cifar10")
+    assert base is get_recipe("cifar10_patchvae_bvis0.06")
+    assert [r.name for r in combined] == ["cifar10_patchvae_bvis0.06_n32", "cifar10_patchvae_bvis0.06_dp9"]
+    assert [r.model_args for r in combined] == [{"num_parts": 32}, {"part_dim": 9}]
+    assert combined[0].description == "PatchVAE on cifar10 (32×32), β_vis = 0.96 with num_parts = 32 (ours: a follow-up of Tables 3, 4 and 6)"
+    texts = ("name", "description", "paper_ref", "model_args")
+    for row in combined:
+        assert row.objective_args == {"beta_vis": pytest.approx(0.96)} and row.epochs == 15
+        assert {k: v for k, v in row.to_dict().items() if k not in texts} == {
+            k: v for k, v in base.to_dict().items() if k not in texts}

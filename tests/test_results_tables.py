@@ -133,7 +133,7 @@ def test_shipped_weights_cards_match_their_budgets_table(budget, stem):
 
 def test_sweep_tables_cover_exactly_the_registered_sweeps():
     tables = _tables()
-    assert len(SWEEPS) == 4
+    assert len(SWEEPS) == 5
     assert sorted(tables.SWEEPS) == sorted(SWEEPS)
     for sweep, (_, rows) in tables.SWEEPS.items():
         assert list(rows) == [r.name for r in get_sweep(sweep)], f"{sweep}: the table's rows are not the sweep's recipes"
@@ -149,6 +149,18 @@ def test_sweep_table_marks_missing_runs_and_adds_conv5_once_run(tmp_path):
     with_conv5 = tables.sweep_table(tmp_path, "table3_num_parts_cifar10").splitlines()
     assert "Conv5 top-1" in with_conv5[0]
     assert with_conv5[3].startswith("| N = 8 | 28.74 | 51.23 |")
+
+
+def test_sweep_of_ours_has_no_paper_column(tmp_path):
+    """The β_vis-combined sweep is not in the paper: no CIFAR-100 column, and its first row is the Table 6 run."""
+    tables = _tables()
+    (tmp_path / "cifar10_patchvae_bvis0.06.finetune.json").write_text(json.dumps(
+        {"results": [{"freeze": "conv5", "top1": 54.07, "top5": 90.0}]}))
+    lines = tables.sweep_table(tmp_path, "beta_vis_combined_cifar10").splitlines()
+    assert "paper" not in lines[0] and lines[0].startswith("| β_vis = 0.96 with (15 epochs) | Conv5 top-1 |")
+    assert lines[2].startswith("| N = 16, d_p = 6 (the Table 6 run) | 54.07 |")
+    assert [r.split(" | ")[0] for r in lines[3:]] == ["| N = 32", "| d_p = 9"]
+    assert all(row.count(tables.DASH) == 7 for row in lines[3:])  # nothing run yet: every cell but the label
 
 
 def _curve(tmp_path, stem, events, stems, epochs):

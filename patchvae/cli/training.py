@@ -102,7 +102,7 @@ def _recipes(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {r.model:<22} {r.dataset:<13} {r.epochs:>6}  {r.paper_ref}")
     sweeps = list_sweeps(args.pattern) if args.pattern != "*" else list_sweeps()
     if sweeps:
-        print("\nsweeps (ablations of paper Tables 3-6):")
+        print("\nsweeps (ablations of paper Tables 3-6, and our follow-ups):")
         for sweep in sweeps:
             print(f"  {sweep}: {', '.join(r.name for r in get_sweep(sweep))}")
     return 0
