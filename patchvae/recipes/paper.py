@@ -130,6 +130,11 @@ def _register_table2() -> None:
         )
 
 
+def _described(base: Recipe, what: str) -> str:
+    """``base``'s "<model> on <dataset> (<size>)" followed by ``what`` (a sweep row's table and setting)."""
+    return f"{base.description.rsplit(', paper', 1)[0]}, {what}"
+
+
 #: epochs of the CIFAR-10 ablation sweeps (the paper's sweeps run the full 90 on CIFAR-100/Indoor67)
 CIFAR10_SWEEP_EPOCHS = 15
 
@@ -142,7 +147,7 @@ def _register_ablations() -> None:
 
         def variant(suffix: str, ref: str, **changes: Any) -> Recipe:
             return base.replace(name=f"{dataset}_patchvae_{suffix}", paper_ref=f"{ref}, {dataset}",
-                                description=f"{base.description.rsplit(', paper', 1)[0]}, paper {ref}", **changes)
+                                description=_described(base, f"paper {ref}"), **changes)
 
         table3 = [variant(f"n{n}", f"Table 3, N={n}", model_args={"num_parts": n}) for n in (4, 8, 16, 32, 64)]
         table4 = [variant(f"dp{d}", f"Table 4, d_p={d}", model_args={"part_dim": d}) for d in (3, 6, 9)]
@@ -197,16 +202,15 @@ def _register_cifar10_tuned_combined() -> None:
     # (not 0.06 × N): the only change from the Table 6 row is the model's shape, as in Tables 3 and 4, whose rows all
     # keep the default β_vis = 10 whatever N is. The Table 6 row is the sweep's baseline row (one run, trained once).
     row = get_recipe(CIFAR10_TUNED_FROM)
-    register_sweep("beta_vis_combined_cifar10", [row] + [
-        row.replace(name=f"{row.name}_{suffix}",
-                    description=f"{row.description.rsplit(', paper', 1)[0]}, β_vis = {row.objective_args['beta_vis']:g} "
-                                "with " + ", ".join(f"{k} = {v}" for k, v in model_args.items())
-                                + " (ours: a follow-up of Tables 3, 4 and 6)",
-                    model_args=model_args,
-                    paper_ref=f"our follow-up of Tables 3, 4 and 6: β_vis={row.objective_args['beta_vis']:g} with "
-                              + ", ".join(f"{k}={v}" for k, v in model_args.items()) + ", cifar10")
-        for suffix, model_args in CIFAR10_TUNED_COMBINED.items()
-    ])
+    beta_vis = f"{row.objective_args['beta_vis']:g}"
+    combined = []
+    for suffix, model_args in CIFAR10_TUNED_COMBINED.items():
+        setting = ", ".join(f"{k} = {v}" for k, v in model_args.items())
+        combined.append(row.replace(
+            name=f"{row.name}_{suffix}", model_args=model_args,
+            description=_described(row, f"β_vis = {beta_vis} with {setting} (ours: a follow-up of Tables 3, 4 and 6)"),
+            paper_ref=f"our follow-up of Tables 3, 4 and 6: β_vis = {beta_vis} with {setting}, cifar10"))
+    register_sweep("beta_vis_combined_cifar10", [row, *combined])
 
 
 _register_table1()
