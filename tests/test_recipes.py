@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from patchvae.losses import TemperatureSchedule
 from patchvae.recipes import Recipe, get_recipe, get_sweep, list_recipes, list_sweeps, parse_overrides
 from patchvae.recipes.paper import TABLE1_ROWS
 
@@ -34,7 +35,7 @@ def test_ablation_sweeps():
         f"table{t}_{d}_{ds}"
         for t, d in ((3, "num_parts"), (4, "part_dim"), (5, "visibility_prior"), (6, "beta_vis"))
         for ds in ("cifar100", "indoor67", "cifar10")
-    } | {"beta_vis_combined_cifar10"}
+    } | {"beta_vis_combined_cifar10", "temperature_schedule_cifar10"}
     assert [r.model_args["num_parts"] for r in get_sweep("table3_num_parts_cifar100")] == [4, 8, 16, 32, 64]
     # `patchvae recipes` describes each row by its table and setting, not as the Table 1 row it derives from
     assert get_recipe("cifar10_patchvae_n4").description == "PatchVAE on cifar10 (32×32), paper Table 3, N=4"
@@ -85,6 +86,24 @@ def test_cifar10_tuned_recipe_differs_from_the_default_only_in_beta_vis():
     assert tuned.epochs == default.epochs == 90 and sweep_row.epochs == 15
     same = {k: v for k, v in tuned.to_dict().items() if k not in ("name", "description", "paper_ref", "objective_args")}
     assert same == {k: v for k, v in default.to_dict().items() if k in same}
+
+
+def test_temperature_sweep_changes_only_the_annealing_rate_of_the_defaults_row():
+    """Our temperature sweep at the paper's defaults: the Tables 3 / 4 defaults' run (shared, trained once), τ fixed at
+    1.0, and 8× the paper's rate, which reaches the 0.1 floor at step 4,001 of the 5,850 of 15 epochs."""
+    base, fixed, fast = get_sweep("temperature_schedule_cifar10")
+    assert base is get_recipe("cifar10_patchvae_n16") and (fixed.name, fast.name) == ("cifar10_patchvae_tau_fixed", "cifar10_patchvae_tau_fast")
+    assert fixed.description == "PatchVAE on cifar10 (32×32), ours, temperature schedule: τ fixed at 1.0"
+    texts = ("name", "description", "paper_ref", "temperature_anneal_rate")
+    for row in (fixed, fast):
+        assert {k: v for k, v in row.to_dict().items() if k not in texts} == {k: v for k, v in base.to_dict().items() if k not in texts}
+    schedule = {r.name: TemperatureSchedule(r.temperature_start, r.temperature_anneal_rate, r.temperature_floor, r.temperature_mode)
+                for r in (base, fixed, fast)}
+    steps = base.epochs * 390  # CIFAR-10: a pass is 390 steps of 128
+    assert schedule[base.name](steps) == pytest.approx(0.638, abs=1e-3)  # the paper's schedule, 15 epochs in
+    assert {schedule[fixed.name](t) for t in (0, 4001, steps)} == {1.0}
+    assert schedule[fast.name](4000) > 0.1 and schedule[fast.name](4001) == 0.1
+    assert schedule[base.name](12_000) > 0.1 and schedule[base.name](12_001) == 0.1  # the paper's, at its 90 epochs
 
 
 def test_beta_vis_combined_sweep_changes_one_model_setting_of_the_table6_row():

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,7 +136,7 @@ def test_shipped_weights_cards_match_their_budgets_table(budget, stem):
 
 def test_sweep_tables_cover_exactly_the_registered_sweeps():
     tables = _tables()
-    assert len(SWEEPS) == 5
+    assert len(SWEEPS) == 6
     assert sorted(tables.SWEEPS) == sorted(SWEEPS)
     for sweep, (_, rows) in tables.SWEEPS.items():
         assert list(rows) == [r.name for r in get_sweep(sweep)], f"{sweep}: the table's rows are not the sweep's recipes"
@@ -161,6 +164,23 @@ def test_sweep_of_ours_has_no_paper_column(tmp_path):
     assert lines[2].startswith("| N = 16, d_p = 6 (the Table 6 run) | 54.07 |")
     assert [r.split(" | ")[0] for r in lines[3:]] == ["| N = 32", "| d_p = 9"]
     assert all(row.count(tables.DASH) == 7 for row in lines[3:])  # nothing run yet: every cell but the label
+
+
+def test_sweep_seeds_table_adds_each_pretraining_seed_of_a_sweep_row(tmp_path):
+    """Seed 0 is the sweep's own report; seed s > 0 the <stem>.seed<s>.* reports of cifar10_sweeps.sh with SEED=s."""
+    tables = _tables()
+    every_row = {stem for _, rows in tables.SWEEPS.values() for stem in rows}
+    assert set(tables.SWEEP_SEEDS) <= every_row, "a sweep-seeds row is not a row of any sweep"
+    for tag, linear, conv5, active in (("", 44.72, 54.07, 16), (".seed1", 44.52, 55.01, 15)):
+        (tmp_path / f"cifar10_patchvae_bvis0.06{tag}.probes.json").write_text(json.dumps({
+            "results": [{"probe": "linear", "top1": linear}, {"probe": "knn", "top1": 41.0}],
+            "part_health": {"active_parts": active, "num_parts": 16}}))
+        _finetune(tmp_path / f"cifar10_patchvae_bvis0.06{tag}.finetune.json", "conv5", conv5)
+    lines = tables.sweep_seeds(tmp_path).splitlines()
+    assert lines[0].startswith("| sweep row (15 epochs) | seeds | Conv5 top-1 (seed 0 / 1 / ...; mean ± std) |")
+    assert lines[2] == ("| β_vis = 0.96, N = 16, d_p = 6 (Table 6 and the follow-up) | 2 | 54.07 / 55.01; 54.54 ± 0.66 | "
+                        "44.72 / 44.52; 44.62 ± 0.14 | 41.00 / 41.00; 41.00 ± 0.00 | 16 of 16 / 15 of 16 |")
+    assert lines[3] == f"| β_vis = 0.96, N = 32 (the follow-up) | 1 | {' | '.join([tables.DASH] * 4)} |"
 
 
 def _curve(tmp_path, stem, events, stems, epochs):
@@ -191,3 +211,37 @@ def test_training_curve_shows_the_reconstruction_error_of_runs_without_a_test_lo
               {"event": "epoch", "epoch": 20, "temperature": 0.4, "train": {"loss": 6.0}}]  # no evaluation that epoch
     rows = _curve(tmp_path, "cifar10_bigan", events, ["cifar10_bigan"], (10, 20))
     assert rows == ["| BiGAN | L2 3935 (D 0.42) | — |"]
+
+
+def _run_sweeps_script(tmp_path, **env) -> list[list[str]]:
+    """Run docs/reproduce/cifar10_sweeps.sh with a stub ``patchvae`` on PATH that records its arguments and makes the
+    outputs a real run would (``train``: OUT/model/, ``eval`` / ``finetune``: the --out file); the calls made."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "results").mkdir(exist_ok=True)
+    stub = bin_dir / "patchvae"
+    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
+                    'out=$(echo "$*" | sed -n "s/.*--out \\([^ ]*\\).*/\\1/p")\n'
+                    '[ "$1" = train ] && mkdir -p "$out/model" || touch "$out"\n')
+    stub.chmod(0o755)
+    subprocess.run(["bash", str(ROOT / "docs" / "reproduce" / "cifar10_sweeps.sh"), "beta_vis_combined_cifar10"],
+                   cwd=ROOT, check=True, capture_output=True, text=True,
+                   env={**os.environ, "PATH": os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]), "RUNS": str(tmp_path / "runs"),
+                        "RESULTS": str(tmp_path / "results"), **env})
+    return [line.split() for line in calls.read_text().splitlines()] if calls.is_file() else []
+
+
+def test_sweeps_script_pretrains_another_seed_of_the_chosen_rows_into_seed_tagged_paths(tmp_path):
+    calls = _run_sweeps_script(tmp_path, SEED="1", ONLY="cifar10_patchvae_bvis0.06_n32")
+    run, results = tmp_path / "runs" / "cifar10_patchvae_bvis0.06_n32.seed1", tmp_path / "results"
+    assert [c[:2] for c in calls] == [["train", "cifar10_patchvae_bvis0.06_n32"], ["eval", f"{run}/model"],
+                                      ["finetune", f"{run}/model"]]
+    train, probes, conv5 = calls
+    assert train[train.index("--seed") + 1] == "1" and train[train.index("--out") + 1] == str(run) and "--resume" in train
+    assert probes[probes.index("--seed") + 1] == "0" and conv5[conv5.index("--seed") + 1] == "0"  # evaluated as seed 0
+    assert probes[probes.index("--out") + 1] == str(results / "cifar10_patchvae_bvis0.06_n32.seed1.probes.json")
+    assert conv5[conv5.index("--out") + 1] == str(results / "cifar10_patchvae_bvis0.06_n32.seed1.finetune.json")
+    assert len(_run_sweeps_script(tmp_path, SEED="1", ONLY="cifar10_patchvae_bvis0.06_n32")) == 3  # done: nothing more runs
+    seed0 = _run_sweeps_script(tmp_path / "default", CONV5="0")  # the default: seed 0, every row, untagged paths
+    assert [c[1] for c in seed0 if c[0] == "train"] == [r.name for r in get_sweep("beta_vis_combined_cifar10")]
+    assert all(".seed" not in Path(c[c.index("--out") + 1]).name for c in seed0) and not any(c[0] == "finetune" for c in seed0)

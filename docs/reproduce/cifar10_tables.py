@@ -9,7 +9,7 @@ Tables: the Zhang et al. 2022 Table 3 analogue (zhang2022_cifar10.sh), the famil
 rate / intrinsic dimension / latent probe columns for PatchVAE, β-VAE and the PixelVAEs), the Table 1
 analogue rows (cifar10_weights.sh and the L_w runs; linear probes over seeds 0-2 from cifar10_probe_seeds.sh
 where run), Conv1 / Conv3 / Conv5 from docs/results/<stem>.finetune{_conv1,_conv3,}.json, the low-label probes (cifar10_low_label.sh, mean ± std
-over seeds), the pretraining seeds, the fine-tuning seeds (<budget>/finetune_seeds/), the rows pretrained twice
+over seeds), the pretraining seeds (of Table 1 rows, and of sweep rows: cifar10_sweeps.sh SEED=s), the fine-tuning seeds (<budget>/finetune_seeds/), the rows pretrained twice
 (<budget>/retrained_float32/, whose ConvK cells fill those the first run lacks, marked ‡) and the ablation sweeps
 (cifar10_sweeps.sh). Cells without a result file print "—".
 """
@@ -77,10 +77,18 @@ SWEEPS: dict[str, tuple[str, dict[str, tuple[str, float | None]]]] = {
         "cifar10_patchvae_bvis0.06": ("N = 16, d_p = 6 (the Table 6 run)", None),
         "cifar10_patchvae_bvis0.06_n32": ("N = 32", None),
         "cifar10_patchvae_bvis0.06_dp9": ("d_p = 9", None)}),
+    # ours: the temperature schedule at the paper's defaults (β_vis = 10); the first row is the Tables 3 / 4 defaults' run
+    "temperature_schedule_cifar10": ("temperature τ", {
+        "cifar10_patchvae_n16": ("the paper's schedule: 1.0 → 0.64 (the N = 16 run)", None),
+        "cifar10_patchvae_tau_fixed": ("fixed at 1.0", None),
+        "cifar10_patchvae_tau_fast": ("8× the rate: 1.0 → 0.1 at step 4,001", None)}),
 }
 #: seeds of pretraining (random φ: of its init): result stem of seed 0 -> label; seed s > 0 is docs/results/<stem>.seed<s>.*.json
 SEEDS = {"cifar10_patchvae_tuned": "PatchVAE, β_vis = 0.96", "cifar10_beta_vae": "β-VAE",
          "cifar10_random": "random-init φ (seed of the init and the head)"}
+#: sweep rows pretrained with more seeds (cifar10_sweeps.sh SEED=s ONLY=...): result stem -> label
+SWEEP_SEEDS = {"cifar10_patchvae_bvis0.06": "β_vis = 0.96, N = 16, d_p = 6 (Table 6 and the follow-up)",
+               "cifar10_patchvae_bvis0.06_n32": "β_vis = 0.96, N = 32 (the follow-up)"}
 #: shipped φ of the shipped budget fine-tuned again with more seeds (Conv5: 0-2, Conv3 and Conv1: 0-1): the spread of one Table 1 cell
 FINETUNE_SEEDS = ("cifar10_patchvae_tuned", "cifar10_beta_vae")
 DASH = "—"
@@ -281,10 +289,11 @@ def per_seed(values: list[float | None]) -> str:
     return cell if len(known) < 2 else f"{cell}; {mean_std(known, len(known))}"
 
 
-def seeds(folder: Path) -> str:
-    """Conv5 / linear / kNN / part health of each seed (0, 1, ...) of the SEEDS rows, with mean ± std."""
+def seed_rows(folder: Path, stems: dict[str, str]) -> list[list[str]]:
+    """One row per result stem (-> label): its seeds (0, then each docs/results/<stem>.seed<s>.probes.json), Conv5 /
+    linear / kNN per seed with mean ± std, and the active parts of each seed."""
     rows = []
-    for stem, label in SEEDS.items():
+    for stem, label in stems.items():
         runs = [stem] + [f"{stem}.seed{s}" for s in range(1, 10) if (folder / f"{stem}.seed{s}.probes.json").is_file()]
         probes = [metrics_of(read(folder / f"{r}.probes.json")) for r in runs]
         conv5 = [get(finetune_result(read(folder / f"{r}.finetune.json")), "top1") for r in runs]
@@ -294,8 +303,20 @@ def seeds(folder: Path) -> str:
                      per_seed([get(m.get("pooled_knn"), "top1") for m in probes]),
                      DASH if not any(health) else " / ".join(
                          DASH if h is None else f"{h['active_parts']} of {h['num_parts']}" for h in health)])
-    return table(["φ (20 epochs)", "seeds", "Conv5 top-1 (seed 0 / 1 / ...; mean ± std)", "linear probe", "kNN",
-                  "active parts"], rows)
+    return rows
+
+
+SEED_COLUMNS = ["seeds", "Conv5 top-1 (seed 0 / 1 / ...; mean ± std)", "linear probe", "kNN", "active parts"]
+
+
+def seeds(folder: Path) -> str:
+    """Conv5 / linear / kNN / part health of each pretraining seed of the SEEDS rows (20 epochs), with mean ± std."""
+    return table(["φ (20 epochs)", *SEED_COLUMNS], seed_rows(folder, SEEDS))
+
+
+def sweep_seeds(folder: Path) -> str:
+    """The same for the SWEEP_SEEDS rows of the ablation sweeps (15 epochs; cifar10_sweeps.sh with SEED=s)."""
+    return table(["sweep row (15 epochs)", *SEED_COLUMNS], seed_rows(folder, SWEEP_SEEDS))
 
 
 def finetune_seeds(folder: Path, budget: str = SHIPPED_BUDGET, presets: tuple[str, ...] = ("conv5", "conv3", "conv1")) -> str:
@@ -386,7 +407,8 @@ def main() -> None:
                         (f"Table 1 analogue, the shipped weights' budget ({SHIPPED_BUDGET})", table1_shipped),
                         (f"Table 1 analogue, the paper's budget ({PAPER_BUDGET})", table1_e90),
                         ("Low-label linear probes", low_label),
-                        ("Pretraining seeds", seeds), ("Fine-tuning seeds", finetune_seeds),
+                        ("Pretraining seeds", seeds), ("Pretraining seeds of sweep rows", sweep_seeds),
+                        ("Fine-tuning seeds", finetune_seeds),
                         ("Rows pretrained twice (30 epochs)", retrained_rows)):
         print(f"### {title}\n\n{make(folder)}\n")
     for sweep in SWEEPS:
