@@ -7,8 +7,9 @@
 # defaults' row of Tables 3 and 4) is trained once.
 # SEED=S (S > 0) pretrains with seed S instead (evaluation keeps seed 0, as the seed-0 rows) into RUNS/<recipe>.seedS
 # and RESULTS/<recipe>.seedS.{probes,finetune}.json (the sweep seeds table); ONLY="<recipe> ..." limits the rows:
-#   SEED=1 ONLY="cifar10_patchvae_bvis0.06 cifar10_patchvae_bvis0.06_n32" bash docs/reproduce/cifar10_sweeps.sh beta_vis_combined_cifar10 Per run with one thread on 2 cores with AVX-512 bf16: ~15 min of
-# training (N = 64: ~25 min), ~1.5 min of probes, 5-9 min of Conv5.
+#   SEED=1 ONLY="cifar10_patchvae_bvis0.06 cifar10_patchvae_bvis0.06_n32" bash docs/reproduce/cifar10_sweeps.sh beta_vis_combined_cifar10
+# Per run with one thread on 2 cores with AVX-512 bf16: ~15 min of training (N = 64: ~25 min), ~1.5 min of probes,
+# 5-9 min of Conv5; on 2 cores without bf16 (float32), two runs side by side: 35-39 min of training, Conv5 8.5-9.5 min.
 set -euo pipefail
 RUNS=${RUNS:-runs}
 DATA=${DATA:-../shared/data/cifar10-jpeg.zip}
