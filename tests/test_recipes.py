@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from patchvae.losses import TemperatureSchedule
 from patchvae.recipes import Recipe, get_recipe, get_sweep, list_recipes, list_sweeps, parse_overrides
-from patchvae.recipes.paper import TABLE1_ROWS
+from patchvae.recipes.paper import AUTHORS_STEPS_PER_EPOCH, TABLE1_ROWS
+from patchvae.training.tasks import temperature_schedule
 
 
 def test_every_table1_and_table2_row_has_a_recipe():
@@ -97,9 +97,8 @@ def test_temperature_sweep_changes_only_the_annealing_rate_of_the_defaults_row()
     texts = ("name", "description", "paper_ref", "temperature_anneal_rate")
     for row in (fixed, fast):
         assert {k: v for k, v in row.to_dict().items() if k not in texts} == {k: v for k, v in base.to_dict().items() if k not in texts}
-    schedule = {r.name: TemperatureSchedule(r.temperature_start, r.temperature_anneal_rate, r.temperature_floor, r.temperature_mode)
-                for r in (base, fixed, fast)}
-    steps = base.epochs * 390  # CIFAR-10: a pass is 390 steps of 128
+    schedule = {r.name: temperature_schedule(r) for r in (base, fixed, fast)}  # the τ(step) the trainer uses
+    steps = base.epochs * AUTHORS_STEPS_PER_EPOCH  # CIFAR-10: a pass is 390 steps of 128
     assert schedule[base.name](steps) == pytest.approx(0.638, abs=1e-3)  # the paper's schedule, 15 epochs in
     assert {schedule[fixed.name](t) for t in (0, 4001, steps)} == {1.0}
     assert schedule[fast.name](4000) > 0.1 and schedule[fast.name](4001) == 0.1

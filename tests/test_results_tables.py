@@ -226,8 +226,8 @@ def _run_sweeps_script(tmp_path, **env) -> list[list[str]]:
     stub.chmod(0o755)
     subprocess.run(["bash", str(ROOT / "docs" / "reproduce" / "cifar10_sweeps.sh"), "beta_vis_combined_cifar10"],
                    cwd=ROOT, check=True, capture_output=True, text=True,
-                   env={**os.environ, "PATH": os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]), "RUNS": str(tmp_path / "runs"),
-                        "RESULTS": str(tmp_path / "results"), **env})
+                   env={**os.environ, "PATH": os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]),
+                        "RUNS": str(tmp_path / "runs"), "RESULTS": str(tmp_path / "results"), **env})
     return [line.split() for line in calls.read_text().splitlines()] if calls.is_file() else []
 
 

@@ -17,7 +17,7 @@ RESULTS=${RESULTS:-docs/results}
 CONV5=${CONV5:-1}
 SEED=${SEED:-0}
 ONLY=${ONLY:-}
-TAG=$([ "$SEED" = 0 ] && echo "" || echo ".seed$SEED")
+TAG=""; [ "$SEED" = 0 ] || TAG=".seed$SEED"
 for SWEEP in "$@"; do
   for RUN in $(python -c "from patchvae.recipes import get_sweep; print(' '.join(r.name for r in get_sweep('$SWEEP')))"); do
     [ -z "$ONLY" ] || [[ " $ONLY " == *" $RUN "* ]] || continue

@@ -34,7 +34,7 @@ from .distributed import World, wrap_ddp
 from .gemm_grads import use_gemm_weight_grads
 from .images import save_reconstructions, save_samples, save_visibility_maps
 
-__all__ = ["BiGANTask", "ELBOTask", "M2Task", "Task", "VAETask", "m2_alpha", "make_task"]
+__all__ = ["BiGANTask", "ELBOTask", "M2Task", "Task", "VAETask", "m2_alpha", "make_task", "temperature_schedule"]
 
 Parts = dict[str, torch.Tensor]
 
@@ -56,6 +56,12 @@ def _frozen(module: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(True)
 
 
+def temperature_schedule(recipe: Recipe) -> TemperatureSchedule:
+    """The relaxed-Bernoulli temperature τ(step) a run of ``recipe`` trains with (its ``temperature_*`` fields)."""
+    return TemperatureSchedule(recipe.temperature_start, recipe.temperature_anneal_rate, recipe.temperature_floor,
+                               recipe.temperature_mode)
+
+
 class Task:
     """Common plumbing: autocast, fp16 grad scaling, the temperature schedule, checkpointed modules."""
 
@@ -64,9 +70,7 @@ class Task:
         self.device = device
         self.world = world
         self.amp_dtype = amp_dtype
-        self.schedule = TemperatureSchedule(
-            recipe.temperature_start, recipe.temperature_anneal_rate, recipe.temperature_floor, recipe.temperature_mode
-        )
+        self.schedule = temperature_schedule(recipe)
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self._scalers: dict[str, torch.amp.GradScaler] = {}
